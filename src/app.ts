@@ -1,0 +1,62 @@
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import type { Config } from './config.ts';
+import { createLoansService } from './loans/loans.service.ts';
+import { loansRoutes } from './loans/loans.routes.ts';
+import type { Pool } from './platform/database.ts';
+import { registerHealthRoutes, type Lifecycle } from './platform/health.ts';
+import { BODY_LIMIT_BYTES, registerErrorHandling } from './platform/http-errors.ts';
+import { parseJsonBody } from './platform/json-body.ts';
+import { loggerOptions, registerRequestLogging } from './platform/logging.ts';
+import { registerMetrics } from './platform/metrics.ts';
+import { registerOpenApi } from './platform/openapi.ts';
+import { requestIdFrom } from './platform/request-id.ts';
+import { validatorCompiler } from './platform/validation.ts';
+import { createStatsService } from './stats/stats.service.ts';
+import { statsRoutes } from './stats/stats.routes.ts';
+
+export interface AppDeps {
+  config: Config;
+  pool: Pool;
+  lifecycle?: Lifecycle;
+  /** A ready logger (tests capture lines with it); otherwise one is built from config. */
+  logger?: FastifyBaseLogger;
+}
+
+/** Builds the application without listening: the server listens, tests inject. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const { config, pool } = deps;
+  const lifecycle = deps.lifecycle ?? { shuttingDown: false };
+  const app = Fastify({
+    ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config) }),
+    genReqId: requestIdFrom,
+    // Fastify's own two lines per request are replaced by one line on response (platform/logging.ts).
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
+    bodyLimit: BODY_LIMIT_BYTES,
+    routerOptions: { ignoreTrailingSlash: true },
+    return503OnClosing: false,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    try {
+      done(null, parseJsonBody(body as string));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  registerErrorHandling(app);
+  registerRequestLogging(app);
+  registerMetrics(app, config);
+  await registerOpenApi(app, config);
+  registerHealthRoutes(app, { config, pool, lifecycle });
+
+  await app.register(loansRoutes, { loans: createLoansService({ pool, config }) });
+  await app.register(statsRoutes, { stats: createStatsService({ pool }) });
+  return app;
+}

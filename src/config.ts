@@ -1,0 +1,169 @@
+// The only module that reads the environment. Everything else receives a frozen Config.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { normalizeCurrency } from './money/currencies.ts';
+import { parseMoney } from './money/money.ts';
+
+export const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
+export type AppEnv = (typeof APP_ENVS)[number];
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  env: AppEnv;
+  host: string;
+  port: number;
+  /** undefined: the app starts its own embedded PostgreSQL. */
+  databaseUrl: string | undefined;
+  database: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number };
+  embedded: { dataDir: string; port: number };
+  log: { level: LogLevel; pretty: boolean };
+  seedOnStart: boolean;
+  /** Largest loan amount in major units, per currency; `default` applies to the others. */
+  loanMaxAmount: { default: string; byCurrency: Readonly<Record<string, string>> };
+  shutdownTimeoutMs: number;
+  version: string;
+  commit: string;
+}
+
+/** Per-environment defaults: environments differ in data, not in branches. */
+const ENV_DEFAULTS: Record<AppEnv, { logLevel: LogLevel; seedOnStart: boolean; embeddedAllowed: boolean }> = {
+  development: { logLevel: 'debug', seedOnStart: true, embeddedAllowed: true },
+  test: { logLevel: 'warn', seedOnStart: false, embeddedAllowed: true },
+  staging: { logLevel: 'info', seedOnStart: false, embeddedAllowed: false },
+  production: { logLevel: 'warn', seedOnStart: false, embeddedAllowed: false },
+};
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')} (got "${value}")`);
+  }
+  return value as T;
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  const parsed = Number(value);
+  if (!/^\d+$/.test(value) || parsed < min || parsed > max) {
+    throw new ConfigError(name, `must be an integer from ${min} to ${max} (got "${value}")`);
+  }
+  return parsed;
+}
+
+function boolean(env: Env, name: string, fallback: boolean): boolean {
+  const value = env[name];
+  if (value === undefined || value === '') return fallback;
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new ConfigError(name, `must be true or false (got "${value}")`);
+}
+
+/** NAME, or the contents of the file named by NAME_FILE (Docker and Kubernetes secrets). */
+function secret(env: Env, name: string): string | undefined {
+  const file = env[`${name}_FILE`];
+  if (env[name] && file) throw new ConfigError(name, `and ${name}_FILE are both set; set only one`);
+  if (!file) return env[name] || undefined;
+  try {
+    return readFileSync(file, 'utf8').trim() || undefined;
+  } catch (error) {
+    throw new ConfigError(`${name}_FILE`, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`);
+  }
+}
+
+function databaseUrl(env: Env): string | undefined {
+  const url = secret(env, 'DATABASE_URL');
+  if (url === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'is not a valid URL (expected postgres://user:password@host:5432/db)');
+  }
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    throw new ConfigError('DATABASE_URL', `must start with postgres:// (got ${parsed.protocol}//)`);
+  }
+  return url;
+}
+
+function maxAmount(name: string, currency: string, amount: string): string {
+  const parsed = parseMoney(amount, currency);
+  if (!parsed.ok || parsed.value <= 0n) {
+    const what = currency === 'JPY' ? 'a positive whole number' : `a positive amount valid in ${currency}`;
+    throw new ConfigError(name, `must be ${what} (got "${amount}")`);
+  }
+  return amount;
+}
+
+/** LOAN_MAX_AMOUNT_BY_CURRENCY="VND=1000000000,JPY=5000000". */
+function maxAmountByCurrency(env: Env): Record<string, string> {
+  const name = 'LOAN_MAX_AMOUNT_BY_CURRENCY';
+  const result: Record<string, string> = {};
+  for (const entry of (env[name] ?? '').split(',').filter((part) => part.trim() !== '')) {
+    const [code = '', amount = ''] = entry.split('=').map((part) => part.trim());
+    const currency = normalizeCurrency(code);
+    if (!currency) throw new ConfigError(name, `has an unknown currency "${code}"`);
+    result[currency] = maxAmount(name, currency, amount);
+  }
+  return result;
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: boolean } = {}): Config {
+  const appEnv = oneOf(env, 'APP_ENV', APP_ENVS, 'development');
+  const defaults = ENV_DEFAULTS[appEnv];
+  const url = databaseUrl(env);
+  if (url === undefined && !defaults.embeddedAllowed) {
+    throw new ConfigError('DATABASE_URL', `is required when APP_ENV=${appEnv} (the embedded database is for development)`);
+  }
+  const port = integer(env, 'PORT', 8000, 1, 65535);
+  const embeddedPort = integer(env, 'EMBEDDED_PG_PORT', 54329, 1024, 65535);
+  if (embeddedPort === 5432) throw new ConfigError('EMBEDDED_PG_PORT', 'must not be 5432, where a system PostgreSQL may run');
+
+  return Object.freeze({
+    env: appEnv,
+    host: env.HOST || '127.0.0.1',
+    port,
+    databaseUrl: url,
+    database: Object.freeze({
+      poolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 500),
+      connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 2000, 100, 60000),
+      statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600000),
+    }),
+    embedded: Object.freeze({
+      dataDir: resolve(env.EMBEDDED_PG_DATA_DIR || '.data/postgres'),
+      port: embeddedPort,
+    }),
+    log: Object.freeze({
+      level: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, defaults.logLevel),
+      pretty: boolean(env, 'LOG_PRETTY', (options.stdoutIsTty ?? false) && appEnv === 'development'),
+    }),
+    seedOnStart: boolean(env, 'SEED_ON_START', defaults.seedOnStart),
+    loanMaxAmount: Object.freeze({
+      // A whole number, so that it is exact in every currency, including those without minor units.
+      default: maxAmount('LOAN_MAX_AMOUNT', 'JPY', env.LOAN_MAX_AMOUNT || '50000'),
+      byCurrency: Object.freeze(maxAmountByCurrency(env)),
+    }),
+    shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
+    version: packageVersion(),
+    commit: env.GIT_COMMIT || 'unknown',
+  });
+}

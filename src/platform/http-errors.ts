@@ -1,0 +1,102 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { isDatabaseUnavailable } from './database.ts';
+import { AppError, toProblem, validationError } from './errors.ts';
+import { toFieldErrors } from './validation.ts';
+
+export const BODY_LIMIT_BYTES = 64 * 1024;
+
+/** Fastify's own errors that are the client's fault, as API problems. */
+function fromFastifyError(error: FastifyError): AppError | undefined {
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new AppError('payload-too-large', 413, {
+        detail: `The request body exceeds the limit of ${BODY_LIMIT_BYTES} bytes`,
+      });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new AppError('unsupported-media-type', 415, {
+        detail: 'Send the request body as application/json',
+      });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new AppError('invalid-json', 400, { detail: 'The request body is empty; send a JSON object' });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new AppError('validation-error', 400, { detail: 'The Content-Length header does not match the body' });
+    default:
+      return undefined;
+  }
+}
+
+export function toAppError(error: FastifyError | Error): AppError {
+  if (error instanceof AppError) return error;
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    return validationError(toFieldErrors(fastifyError.validation, fastifyError.validationContext ?? 'body'));
+  }
+  const known = fromFastifyError(fastifyError);
+  if (known) return known;
+  if (isDatabaseUnavailable(error)) {
+    return new AppError('service-unavailable', 503, {
+      detail: 'The database is unavailable; retry shortly',
+      headers: { 'retry-after': '5' },
+    });
+  }
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    return new AppError('validation-error', 400, { detail: fastifyError.message });
+  }
+  return new AppError('internal-error', 500, {
+    detail: 'An unexpected error occurred; quote the request_id when reporting it',
+  });
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
+  const path = request.url.split('?')[0] ?? request.url;
+  return reply
+    .status(error.status)
+    .headers(error.headers)
+    .type('application/problem+json; charset=utf-8')
+    .send(JSON.stringify(toProblem(error, path, request.id)));
+}
+
+/** Path patterns of the registered routes, to tell 405 (known path, other method) from 404. */
+function routeMatcher(app: FastifyInstance): (path: string) => string[] {
+  const routes: { pattern: RegExp; methods: string[] }[] = [];
+  app.addHook('onRoute', (route) => {
+    const source = route.url
+      .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
+      .replace(/:[A-Za-z_]+/g, '[^/]+')
+      .replace(/\*/g, '.*');
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    routes.push({ pattern: new RegExp(`^${source.replace(/\/$/, '')}/?$`), methods });
+  });
+  return (path) => [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))].sort();
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  const allowedMethods = routeMatcher(app);
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const appError = toAppError(error);
+    if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
+    return sendProblem(request, reply, appError);
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = allowedMethods(path);
+    if (allowed.length > 0) {
+      return sendProblem(
+        request,
+        reply,
+        new AppError('method-not-allowed', 405, {
+          detail: `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`,
+          headers: { allow: allowed.join(', ') },
+        }),
+      );
+    }
+    return sendProblem(
+      request,
+      reply,
+      new AppError('not-found', 404, { detail: `No route matches ${request.method} ${path}` }),
+    );
+  });
+}

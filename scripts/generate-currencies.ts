@@ -3,7 +3,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const source = process.argv[2] ?? fileURLToPath(new URL('../../shared/data/iso4217-codes-all.csv', import.meta.url));
+const source =
+  process.argv[2] ?? fileURLToPath(new URL('../../shared/data/iso4217-codes-all.csv', import.meta.url));
 const target = fileURLToPath(new URL('../src/money/currency-table.ts', import.meta.url));
 
 function parseCsvLine(line: string): string[] {

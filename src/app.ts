@@ -1,10 +1,10 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config.ts';
-import { createLoansService } from './loans/loans.service.ts';
 import { loansRoutes } from './loans/loans.routes.ts';
+import { createLoansService } from './loans/loans.service.ts';
 import type { Pool } from './platform/database.ts';
-import { registerHealthRoutes, type Lifecycle } from './platform/health.ts';
+import { type Lifecycle, registerHealthRoutes } from './platform/health.ts';
 import { BODY_LIMIT_BYTES, registerErrorHandling } from './platform/http-errors.ts';
 import { parseJsonBody } from './platform/json-body.ts';
 import { loggerOptions, registerRequestLogging } from './platform/logging.ts';
@@ -12,8 +12,8 @@ import { registerMetrics } from './platform/metrics.ts';
 import { registerOpenApi } from './platform/openapi.ts';
 import { requestIdFrom } from './platform/request-id.ts';
 import { validatorCompiler } from './platform/validation.ts';
-import { createStatsService } from './stats/stats.service.ts';
 import { statsRoutes } from './stats/stats.routes.ts';
+import { createStatsService } from './stats/stats.service.ts';
 
 export interface AppDeps {
   config: Config;

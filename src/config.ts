@@ -81,7 +81,10 @@ function secret(env: Env, name: string): string | undefined {
   try {
     return readFileSync(file, 'utf8').trim() || undefined;
   } catch (error) {
-    throw new ConfigError(`${name}_FILE`, `cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    throw new ConfigError(
+      `${name}_FILE`,
+      `cannot be read: ${(error as NodeJS.ErrnoException).code ?? error}`,
+    );
   }
 }
 
@@ -92,7 +95,10 @@ function databaseUrl(env: Env): string | undefined {
   try {
     parsed = new URL(url);
   } catch {
-    throw new ConfigError('DATABASE_URL', 'is not a valid URL (expected postgres://user:password@host:5432/db)');
+    throw new ConfigError(
+      'DATABASE_URL',
+      'is not a valid URL (expected postgres://user:password@host:5432/db)',
+    );
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
     throw new ConfigError('DATABASE_URL', `must start with postgres:// (got ${parsed.protocol}//)`);
@@ -123,7 +129,9 @@ function maxAmountByCurrency(env: Env): Record<string, string> {
 }
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -132,11 +140,15 @@ export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: bool
   const defaults = ENV_DEFAULTS[appEnv];
   const url = databaseUrl(env);
   if (url === undefined && !defaults.embeddedAllowed) {
-    throw new ConfigError('DATABASE_URL', `is required when APP_ENV=${appEnv} (the embedded database is for development)`);
+    throw new ConfigError(
+      'DATABASE_URL',
+      `is required when APP_ENV=${appEnv} (the embedded database is for development)`,
+    );
   }
   const port = integer(env, 'PORT', 8000, 1, 65535);
   const embeddedPort = integer(env, 'EMBEDDED_PG_PORT', 54329, 1024, 65535);
-  if (embeddedPort === 5432) throw new ConfigError('EMBEDDED_PG_PORT', 'must not be 5432, where a system PostgreSQL may run');
+  if (embeddedPort === 5432)
+    throw new ConfigError('EMBEDDED_PG_PORT', 'must not be 5432, where a system PostgreSQL may run');
 
   return Object.freeze({
     env: appEnv,

@@ -28,7 +28,10 @@ async function main(): Promise<void> {
   try {
     let databaseUrl = config.databaseUrl;
     if (databaseUrl === undefined) {
-      logger.info({ dataDir: config.embedded.dataDir, port: config.embedded.port }, 'starting embedded PostgreSQL');
+      logger.info(
+        { dataDir: config.embedded.dataDir, port: config.embedded.port },
+        'starting embedded PostgreSQL',
+      );
       embedded = await startEmbeddedPostgres(config.embedded);
       await ensureDatabase(embedded.adminUrl, EMBEDDED_DATABASE_NAME);
       databaseUrl = withDatabase(embedded.adminUrl, EMBEDDED_DATABASE_NAME);

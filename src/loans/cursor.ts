@@ -13,7 +13,8 @@ export function decodeCursor(cursor: string): KeysetPosition | undefined {
     if (!Array.isArray(value) || value.length !== 2) return undefined;
     const [createdAt, id] = value;
     if (typeof createdAt !== 'string' || typeof id !== 'string' || !UUID.test(id)) return undefined;
-    if (Number.isNaN(Date.parse(createdAt)) || new Date(createdAt).toISOString() !== createdAt) return undefined;
+    if (Number.isNaN(Date.parse(createdAt)) || new Date(createdAt).toISOString() !== createdAt)
+      return undefined;
     return { createdAt, id };
   } catch {
     return undefined;

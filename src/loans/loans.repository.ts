@@ -33,7 +33,14 @@ export async function insertLoan(db: Queryable, loan: NewLoan): Promise<LoanRow>
     `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr)
      VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6)
      RETURNING ${LOAN_COLUMNS}`,
-    [loan.id ?? null, loan.borrowerId, loan.currency, loan.amountMinor.toString(), loan.termMonths, loan.interestRateApr],
+    [
+      loan.id ?? null,
+      loan.borrowerId,
+      loan.currency,
+      loan.amountMinor.toString(),
+      loan.termMonths,
+      loan.interestRateApr,
+    ],
   );
   return result.rows[0]!;
 }

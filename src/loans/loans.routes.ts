@@ -20,7 +20,11 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService }> = a
     },
     async (request, reply) => {
       const row = await loans.create(request.body);
-      return reply.status(201).header('location', `/api/loans/${row.id}`).header('etag', etagOf(row)).send(toLoan(row));
+      return reply
+        .status(201)
+        .header('location', `/api/loans/${row.id}`)
+        .header('etag', etagOf(row))
+        .send(toLoan(row));
     },
   );
 

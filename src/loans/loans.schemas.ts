@@ -47,13 +47,23 @@ export const ListLoansQuery = Type.Object(
   {
     limit: Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1–200)' }),
     cursor: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 512, description: 'Opaque cursor from the previous Link header' }),
+      Type.String({
+        minLength: 1,
+        maxLength: 512,
+        description: 'Opaque cursor from the previous Link header',
+      }),
     ),
     status: Type.Optional(LoanStatusSchema),
     currency: Type.Optional(CurrencyInput),
     borrower_id: Type.Optional(BorrowerId),
-    created_after: Type.Optional({ ...Timestamp, description: 'Only loans created strictly after this instant' }),
-    created_before: Type.Optional({ ...Timestamp, description: 'Only loans created strictly before this instant' }),
+    created_after: Type.Optional({
+      ...Timestamp,
+      description: 'Only loans created strictly after this instant',
+    }),
+    created_before: Type.Optional({
+      ...Timestamp,
+      description: 'Only loans created strictly before this instant',
+    }),
   },
   { additionalProperties: false },
 );

@@ -5,8 +5,8 @@ import { formatMoney, formatScaled, parseDecimal, parseMoney } from '../money/mo
 import type { Pool } from '../platform/database.ts';
 import { type FieldError, notFound, validationError } from '../platform/errors.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
-import type { CreateLoanBody, ListLoansQuery, Loan } from './loans.schemas.ts';
 import { findLoan, insertLoan, type LoanRow, listLoans, type NewLoan } from './loans.repository.ts';
+import type { CreateLoanBody, ListLoansQuery, Loan } from './loans.schemas.ts';
 
 const MAX_APR_BASIS_POINTS = 10_000n; // 100.00 %
 
@@ -42,7 +42,10 @@ export function validateNewLoan(config: Config, body: Static<typeof CreateLoanBo
   const errors: FieldError[] = [];
   const currency = normalizeCurrency(body.currency);
   if (!currency) {
-    errors.push({ pointer: '/currency', message: `must be an active ISO 4217 currency code (got "${body.currency}")` });
+    errors.push({
+      pointer: '/currency',
+      message: `must be an active ISO 4217 currency code (got "${body.currency}")`,
+    });
   }
 
   let amountMinor = 0n;
@@ -53,7 +56,10 @@ export function validateNewLoan(config: Config, body: Static<typeof CreateLoanBo
     else {
       const max = maxAmountMinor(config, currency);
       if (amount.value > max) {
-        errors.push({ pointer: '/amount', message: `must not exceed ${formatMoney(max, currency)} ${currency}` });
+        errors.push({
+          pointer: '/amount',
+          message: `must not exceed ${formatMoney(max, currency)} ${currency}`,
+        });
       }
       amountMinor = amount.value;
     }
@@ -98,11 +104,17 @@ export function createLoansService(deps: { pool: Pool; config: Config }) {
       const errors: FieldError[] = [];
       const currency = query.currency === undefined ? undefined : normalizeCurrency(query.currency);
       if (query.currency !== undefined && !currency) {
-        errors.push({ parameter: 'currency', message: `must be an active ISO 4217 currency code (got "${query.currency}")` });
+        errors.push({
+          parameter: 'currency',
+          message: `must be an active ISO 4217 currency code (got "${query.currency}")`,
+        });
       }
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
       if (query.cursor !== undefined && !after) {
-        errors.push({ parameter: 'cursor', message: 'is not a cursor this API issued; follow the Link header' });
+        errors.push({
+          parameter: 'cursor',
+          message: 'is not a cursor this API issued; follow the Link header',
+        });
       }
       if (errors.length > 0) throw validationError(errors);
 

@@ -7,7 +7,11 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
 export type Pool = pg.Pool;
 export type Queryable = pg.Pool | pg.PoolClient;
 
-export function createPool(url: string, options: Config['database'], onError: (error: Error) => void): pg.Pool {
+export function createPool(
+  url: string,
+  options: Config['database'],
+  onError: (error: Error) => void,
+): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolMax,
@@ -21,7 +25,10 @@ export function createPool(url: string, options: Config['database'], onError: (e
   return pool;
 }
 
-export async function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -50,7 +57,8 @@ const UNAVAILABLE_CODES = new Set([
   '53300', // too_many_connections
   '57014', // query_canceled (statement timeout): the database is overloaded
 ]);
-const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connection error|Cannot use a pool after calling end/i;
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|connection error|Cannot use a pool after calling end/i;
 
 /** True for errors that mean "the database cannot serve us right now", as opposed to a bug. */
 export function isDatabaseUnavailable(error: unknown): boolean {
@@ -68,10 +76,12 @@ export async function ensureDatabase(adminUrl: string, name: string): Promise<vo
   try {
     const exists = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
     if (exists.rowCount === 0) {
-      await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`).catch((error: { code?: string }) => {
-        // 42P04 duplicate_database, 23505 unique_violation: another process created it first.
-        if (error.code !== '42P04' && error.code !== '23505') throw error;
-      });
+      await client
+        .query(`CREATE DATABASE ${client.escapeIdentifier(name)}`)
+        .catch((error: { code?: string }) => {
+          // 42P04 duplicate_database, 23505 unique_violation: another process created it first.
+          if (error.code !== '42P04' && error.code !== '23505') throw error;
+        });
     }
   } finally {
     await client.end();

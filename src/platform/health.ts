@@ -14,10 +14,16 @@ const ERROR_MESSAGE_LIMIT = 200;
 /** A driver message without credentials or newlines, short enough for a health body. */
 function safeMessage(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
-  return text.replace(/postgres(ql)?:\/\/\S+/g, 'postgres://…').replace(/\s+/g, ' ').slice(0, ERROR_MESSAGE_LIMIT);
+  return text
+    .replace(/postgres(ql)?:\/\/\S+/g, 'postgres://…')
+    .replace(/\s+/g, ' ')
+    .slice(0, ERROR_MESSAGE_LIMIT);
 }
 
-export function registerHealthRoutes(app: FastifyInstance, deps: { config: Config; pool: Pool; lifecycle: Lifecycle }) {
+export function registerHealthRoutes(
+  app: FastifyInstance,
+  deps: { config: Config; pool: Pool; lifecycle: Lifecycle },
+) {
   const { config, pool, lifecycle } = deps;
   const startedAt = performance.now();
 
@@ -64,7 +70,8 @@ export function registerHealthRoutes(app: FastifyInstance, deps: { config: Confi
       schema: {
         tags: ['operations'],
         summary: 'Ready for traffic',
-        description: '503 while shutting down, while the database is unreachable or when migrations are pending.',
+        description:
+          '503 while shutting down, while the database is unreachable or when migrations are pending.',
         response: {
           200: Type.Object({ status: Type.Literal('ready') }),
           503: Type.Object({ status: Type.Literal('not_ready'), reason: Type.String() }),

@@ -19,7 +19,9 @@ function fromFastifyError(error: FastifyError): AppError | undefined {
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new AppError('invalid-json', 400, { detail: 'The request body is empty; send a JSON object' });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new AppError('validation-error', 400, { detail: 'The Content-Length header does not match the body' });
+      return new AppError('validation-error', 400, {
+        detail: 'The Content-Length header does not match the body',
+      });
     default:
       return undefined;
   }

@@ -18,7 +18,10 @@ export function migrationNames(): string[] {
  * Applies pending migrations. An advisory lock makes concurrent callers wait for each other,
  * so several replicas can start at once.
  */
-export async function migrateUp(databaseUrl: string, log: (message: string) => void = () => {}): Promise<string[]> {
+export async function migrateUp(
+  databaseUrl: string,
+  log: (message: string) => void = () => {},
+): Promise<string[]> {
   const applied = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,
@@ -36,7 +39,9 @@ export async function migrateUp(databaseUrl: string, log: (message: string) => v
 
 /** Names of migrations whose files exist but which the database has not applied. */
 export async function pendingMigrations(db: Queryable): Promise<string[]> {
-  const exists = await db.query<{ table: string | null }>('SELECT to_regclass($1) AS table', [MIGRATIONS_TABLE]);
+  const exists = await db.query<{ table: string | null }>('SELECT to_regclass($1) AS table', [
+    MIGRATIONS_TABLE,
+  ]);
   const applied = new Set<string>();
   if (exists.rows[0]?.table) {
     const rows = await db.query<{ name: string }>(`SELECT name FROM ${MIGRATIONS_TABLE}`);

@@ -61,5 +61,7 @@ export const Problem = Type.Object(
 
 /** OpenAPI documentation of the error responses a route can give. */
 export function problemResponses(...statuses: number[]): Record<number, TSchema> {
-  return Object.fromEntries(statuses.map((status) => [status, { ...Problem, description: `Problem (${status})` }]));
+  return Object.fromEntries(
+    statuses.map((status) => [status, { ...Problem, description: `Problem (${status})` }]),
+  );
 }

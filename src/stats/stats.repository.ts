@@ -1,5 +1,5 @@
-import type { Queryable } from '../platform/database.ts';
 import type { LoanStatus } from '../loans/loan-status.ts';
+import type { Queryable } from '../platform/database.ts';
 
 export interface StatsRow {
   currency: string;

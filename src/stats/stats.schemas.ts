@@ -2,7 +2,10 @@ import { Type } from '@sinclair/typebox';
 import { LOAN_STATUSES } from '../loans/loan-status.ts';
 import { CurrencyInput, MoneyString, Timestamp } from '../platform/schemas.ts';
 
-export const StatsQuery = Type.Object({ currency: Type.Optional(CurrencyInput) }, { additionalProperties: false });
+export const StatsQuery = Type.Object(
+  { currency: Type.Optional(CurrencyInput) },
+  { additionalProperties: false },
+);
 
 const CurrencyAmounts = Type.Object({
   loans: Type.Integer(),

@@ -18,12 +18,18 @@ export function createStatsService(deps: { pool: Pool }) {
       const currency = currencyFilter === undefined ? undefined : normalizeCurrency(currencyFilter);
       if (currencyFilter !== undefined && !currency) {
         throw validationError([
-          { parameter: 'currency', message: `must be an active ISO 4217 currency code (got "${currencyFilter}")` },
+          {
+            parameter: 'currency',
+            message: `must be an active ISO 4217 currency code (got "${currencyFilter}")`,
+          },
         ]);
       }
       const rows = await loadStatsRows(deps.pool, currency);
 
-      const byStatus = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0])) as Record<LoanStatus, number>;
+      const byStatus = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0])) as Record<
+        LoanStatus,
+        number
+      >;
       const totals = new Map<string, CurrencyTotals>();
       // A filtered currency is reported even when it has no loans yet.
       if (currency) totals.set(currency, { loans: 0n, amountMinor: 0n });
@@ -43,7 +49,10 @@ export function createStatsService(deps: { pool: Pool }) {
         amounts[code] = {
           loans: Number(total.loans),
           total_amount: formatMoney(total.amountMinor, code),
-          avg_amount: formatMoney(total.loans > 0n ? divideHalfEven(total.amountMinor, total.loans) : 0n, code),
+          avg_amount: formatMoney(
+            total.loans > 0n ? divideHalfEven(total.amountMinor, total.loans) : 0n,
+            code,
+          ),
           outstanding_principal: formatMoney(0n, code),
           par30_ratio: '0.0000',
         };

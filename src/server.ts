@@ -1,42 +1,21 @@
 // Entrypoint: config → database (embedded or DATABASE_URL) → migrate → seed → listen; graceful close.
 import pino from 'pino';
 import { buildApp } from './app.ts';
-import { type Config, ConfigError, loadConfig } from './config.ts';
+import { readConfigOrExit } from './cli/cli-config.ts';
 import { seedOriginalLoans } from './loans/seed.ts';
-import { createPool, ensureDatabase, withDatabase } from './platform/database.ts';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from './platform/embedded-postgres.ts';
+import { createPool } from './platform/database.ts';
+import { type DatabaseTarget, openDatabaseTarget } from './platform/database-target.ts';
 import { loggerOptions } from './platform/logging.ts';
 import { migrateUp } from './platform/migrations.ts';
 
-const EMBEDDED_DATABASE_NAME = 'branch_loans';
-
-function readConfig(): Config {
-  try {
-    return loadConfig(process.env, { stdoutIsTty: process.stdout.isTTY });
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    console.error(`Invalid configuration: ${error.message}`);
-    process.exit(1);
-  }
-}
-
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = readConfigOrExit();
   const logger = pino(loggerOptions(config));
-  let embedded: EmbeddedDatabase | undefined;
+  let target: DatabaseTarget | undefined;
 
   try {
-    let databaseUrl = config.databaseUrl;
-    if (databaseUrl === undefined) {
-      logger.info(
-        { dataDir: config.embedded.dataDir, port: config.embedded.port },
-        'starting embedded PostgreSQL',
-      );
-      embedded = await startEmbeddedPostgres(config.embedded);
-      await ensureDatabase(embedded.adminUrl, EMBEDDED_DATABASE_NAME);
-      databaseUrl = withDatabase(embedded.adminUrl, EMBEDDED_DATABASE_NAME);
-      logger.info({ url: databaseUrl }, 'embedded PostgreSQL is ready');
-    }
+    target = await openDatabaseTarget(config, { log: (details, message) => logger.info(details, message) });
+    const databaseUrl = target.url;
 
     const applied = await migrateUp(databaseUrl);
     logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema is up to date');
@@ -68,8 +47,8 @@ async function main(): Promise<void> {
       logger.info('http server closed');
       await pool.end();
       logger.info('database pool closed');
-      if (embedded) {
-        await embedded.stop();
+      if (target?.embedded) {
+        await target.stop();
         logger.info('embedded PostgreSQL stopped');
       }
       logger.flush();
@@ -79,7 +58,7 @@ async function main(): Promise<void> {
     process.once('SIGINT', () => void shutdown('SIGINT'));
   } catch (error) {
     logger.fatal({ err: error }, `startup failed: ${error instanceof Error ? error.message : String(error)}`);
-    await embedded?.stop();
+    await target?.stop();
     logger.flush();
     process.exit(1);
   }

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
+import { Problem } from './schemas.ts';
 
 const DESCRIPTION = `
 Microloans API of Branch Loans. Generated from the same schemas that validate requests.
@@ -19,7 +20,10 @@ Microloans API of Branch Loans. Generated from the same schemas that validate re
 `;
 
 export async function registerOpenApi(app: FastifyInstance, config: Config): Promise<void> {
+  app.addSchema(Problem);
   await app.register(swagger, {
+    // Shared schemas become components named by their $id (the default is "def-N").
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Branch Loans API', version: config.version, description: DESCRIPTION.trim() },

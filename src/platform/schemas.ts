@@ -56,12 +56,27 @@ export const Problem = Type.Object(
       ),
     ),
   },
-  { additionalProperties: true, description: 'RFC 9457 problem details (application/problem+json)' },
+  {
+    $id: 'Problem',
+    title: 'Problem',
+    additionalProperties: true,
+    description: 'RFC 9457 problem details (application/problem+json)',
+  },
 );
 
-/** OpenAPI documentation of the error responses a route can give. */
+/**
+ * OpenAPI documentation of the error responses a route can give, as `application/problem+json` referencing
+ * the shared `Problem` schema (registered by platform/openapi.ts). Errors are sent pre-serialized by the error
+ * handler, so these schemas document and never filter.
+ */
 export function problemResponses(...statuses: number[]): Record<number, TSchema> {
   return Object.fromEntries(
-    statuses.map((status) => [status, { ...Problem, description: `Problem (${status})` }]),
+    statuses.map((status) => [
+      status,
+      Type.Unsafe({
+        description: `Problem (${status})`,
+        content: { 'application/problem+json': { schema: Type.Ref(Problem.$id) } },
+      }),
+    ]),
   );
 }

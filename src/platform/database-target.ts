@@ -1,0 +1,40 @@
+import type { Config } from '../config.ts';
+import { ensureDatabase, withDatabase } from './database.ts';
+import { startEmbeddedPostgres } from './embedded-postgres.ts';
+
+export const EMBEDDED_DATABASE_NAME = 'branch_loans';
+
+export interface DatabaseTarget {
+  url: string;
+  /** True when this process started the embedded server (and `stop` stops it). */
+  embedded: boolean;
+  /** Stops the embedded server, if one was started; call it after the last pool has ended. */
+  stop(): Promise<void>;
+}
+
+type Log = (details: Record<string, unknown>, message: string) => void;
+
+/**
+ * The database to use: `url` when given, else DATABASE_URL, else an embedded PostgreSQL started here,
+ * with the application database created on it.
+ */
+export async function openDatabaseTarget(
+  config: Config,
+  options: { url?: string | undefined; log?: Log } = {},
+): Promise<DatabaseTarget> {
+  const log = options.log ?? (() => {});
+  const url = options.url ?? config.databaseUrl;
+  if (url !== undefined) return { url, embedded: false, stop: async () => {} };
+
+  log({ dataDir: config.embedded.dataDir, port: config.embedded.port }, 'starting embedded PostgreSQL');
+  const server = await startEmbeddedPostgres(config.embedded);
+  try {
+    await ensureDatabase(server.adminUrl, EMBEDDED_DATABASE_NAME);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  const embeddedUrl = withDatabase(server.adminUrl, EMBEDDED_DATABASE_NAME);
+  log({ url: embeddedUrl }, 'embedded PostgreSQL is ready');
+  return { url: embeddedUrl, embedded: true, stop: () => server.stop() };
+}

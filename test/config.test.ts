@@ -1,0 +1,83 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+function errorOf(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('defaults to development on 127.0.0.1:8000 with the embedded database and seeding', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      env: 'development',
+      host: '127.0.0.1',
+      port: 8000,
+      databaseUrl: undefined,
+      seedOnStart: true,
+      log: { level: 'debug', pretty: false },
+      loanMaxAmount: { default: '50000', byCurrency: {} },
+      embedded: { port: 54329 },
+    });
+    expect(config.embedded.dataDir).toMatch(/\/\.data\/postgres$/);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it.each([
+    ['staging', 'info'],
+    ['production', 'warn'],
+  ])('uses the %s log level %s and never seeds there', (env, level) => {
+    const config = loadConfig({ APP_ENV: env, DATABASE_URL: 'postgres://u:p@db:5432/loans' });
+    expect(config.log.level).toBe(level);
+    expect(config.seedOnStart).toBe(false);
+  });
+
+  it('pretty-prints logs only for development on a terminal', () => {
+    expect(loadConfig({}, { stdoutIsTty: true }).log.pretty).toBe(true);
+    expect(loadConfig({ APP_ENV: 'test' }, { stdoutIsTty: true }).log.pretty).toBe(false);
+  });
+
+  it('reads DATABASE_URL from DATABASE_URL_FILE', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'cfg-')), 'url');
+    writeFileSync(file, 'postgres://app:secret@db:5432/loans\n');
+    expect(loadConfig({ DATABASE_URL_FILE: file }).databaseUrl).toBe('postgres://app:secret@db:5432/loans');
+  });
+
+  it('parses per-currency maximum amounts', () => {
+    const config = loadConfig({ LOAN_MAX_AMOUNT: '75000', LOAN_MAX_AMOUNT_BY_CURRENCY: 'vnd=1000000000, KWD=15000.500' });
+    expect(config.loanMaxAmount).toEqual({ default: '75000', byCurrency: { VND: '1000000000', KWD: '15000.500' } });
+  });
+
+  it.each([
+    [{ APP_ENV: 'prod' }, 'APP_ENV', 'must be one of development, test, staging, production (got "prod")'],
+    [{ PORT: 'abc' }, 'PORT', 'must be an integer from 1 to 65535 (got "abc")'],
+    [{ PORT: '70000' }, 'PORT', 'must be an integer from 1 to 65535 (got "70000")'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', expect.stringContaining('must be one of fatal, error')],
+    [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL', 'must start with postgres:// (got mysql://)'],
+    [{ DATABASE_URL: 'not a url' }, 'DATABASE_URL', expect.stringContaining('is not a valid URL')],
+    [{ APP_ENV: 'production' }, 'DATABASE_URL', expect.stringContaining('is required when APP_ENV=production')],
+    [{ DATABASE_URL: 'postgres://a', DATABASE_URL_FILE: '/x' }, 'DATABASE_URL', expect.stringContaining('both set')],
+    [{ DATABASE_URL_FILE: '/nonexistent/url' }, 'DATABASE_URL_FILE', 'cannot be read: ENOENT'],
+    [{ DATABASE_POOL_MAX: '0' }, 'DATABASE_POOL_MAX', expect.stringContaining('from 1 to 500')],
+    [{ EMBEDDED_PG_PORT: '5432' }, 'EMBEDDED_PG_PORT', expect.stringContaining('must not be 5432')],
+    [{ SEED_ON_START: 'yes' }, 'SEED_ON_START', 'must be true or false (got "yes")'],
+    [{ LOAN_MAX_AMOUNT: '100.50' }, 'LOAN_MAX_AMOUNT', 'must be a positive whole number (got "100.50")'],
+    [{ LOAN_MAX_AMOUNT: '0' }, 'LOAN_MAX_AMOUNT', 'must be a positive whole number (got "0")'],
+    [{ LOAN_MAX_AMOUNT_BY_CURRENCY: 'ABC=5' }, 'LOAN_MAX_AMOUNT_BY_CURRENCY', 'has an unknown currency "ABC"'],
+    [{ LOAN_MAX_AMOUNT_BY_CURRENCY: 'VND=5.5' }, 'LOAN_MAX_AMOUNT_BY_CURRENCY', expect.stringContaining('valid in VND')],
+  ])('rejects %j naming %s', (env, variable, problem) => {
+    const error = errorOf(env as Record<string, string>);
+    expect(error.variable).toBe(variable);
+    expect(error.message.startsWith(`${variable} `)).toBe(true);
+    expect(error.message.slice(variable.length + 1)).toEqual(problem);
+    expect(error.message).not.toContain('\n');
+  });
+});

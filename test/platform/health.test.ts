@@ -1,0 +1,84 @@
+import { performance } from 'node:perf_hooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.ts';
+import { createPool } from '../../src/platform/database.ts';
+import { buildTestApp, testConfig, type TestApp } from '../helpers/app.ts';
+import { freePort } from '../helpers/ports.ts';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await buildTestApp();
+});
+afterAll(() => t.close());
+
+describe('health endpoints', () => {
+  it('GET /health round-trips the database', async () => {
+    const response = await t.app.inject({ url: '/health' });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({
+      status: 'ok',
+      checks: { database: { status: 'ok', latency_ms: expect.any(Number) } },
+      version: t.config.version,
+      uptime_s: expect.any(Number),
+    });
+  });
+
+  it('GET /liveness is alive', async () => {
+    const response = await t.app.inject({ url: '/liveness' });
+    expect(response.json()).toEqual({ status: 'alive' });
+  });
+
+  it('GET /readiness is ready when migrated, and not ready while migrations are pending', async () => {
+    expect((await t.app.inject({ url: '/readiness' })).json()).toEqual({ status: 'ready' });
+    await t.pool.query(`DELETE FROM pgmigrations WHERE name = '0001_loans'`);
+    const response = await t.app.inject({ url: '/readiness' });
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toEqual({ status: 'not_ready', reason: 'migrations pending: 0001_loans' });
+    await t.pool.query(`INSERT INTO pgmigrations (name, run_on) VALUES ('0001_loans', now())`);
+  });
+
+  it('GET /readiness is not ready while shutting down', async () => {
+    t.lifecycle.shuttingDown = true;
+    const response = await t.app.inject({ url: '/readiness' });
+    t.lifecycle.shuttingDown = false;
+    expect(response.statusCode).toBe(503);
+    expect(response.json()).toEqual({ status: 'not_ready', reason: 'shutting down' });
+  });
+});
+
+describe('with the database unreachable', () => {
+  it('fails fast with 503 problems and reports the failing check', async () => {
+    const config = testConfig();
+    const pool = createPool(`postgres://postgres@127.0.0.1:${await freePort()}/none`, config.database, () => {});
+    const app = await buildApp({ config, pool });
+    try {
+      const started = performance.now();
+      const api = await app.inject({ url: '/api/loans' });
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect(api.statusCode).toBe(503);
+      expect(api.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(api.headers['retry-after']).toBe('5');
+      expect(api.json()).toMatchObject({
+        type: 'https://branchloans.com/problems/service-unavailable',
+        status: 503,
+        detail: 'The database is unavailable; retry shortly',
+      });
+      expect(api.body).not.toContain('ECONNREFUSED');
+
+      const health = await app.inject({ url: '/health' });
+      expect(health.statusCode).toBe(503);
+      expect(health.json()).toMatchObject({
+        status: 'unavailable',
+        checks: { database: { status: 'error', message: expect.stringContaining('ECONNREFUSED') } },
+      });
+
+      const readiness = await app.inject({ url: '/readiness' });
+      expect(readiness.statusCode).toBe(503);
+      expect(readiness.json().status).toBe('not_ready');
+      expect((await app.inject({ url: '/liveness' })).statusCode).toBe(200);
+    } finally {
+      await app.close();
+      await pool.end();
+    }
+  });
+});

@@ -32,7 +32,7 @@ export interface Schedule {
 export const MAX_TERM_MONTHS = 360;
 export const MAX_APR_BASIS_POINTS = 10_000n;
 
-/** apr/100/12 = bps/10000/100/12·100 = bps / 120000. */
+/** r = apr/100/12 with apr = bps/100, so r = bps / 120000. */
 const MONTHLY_RATE_DENOMINATOR = 120_000n;
 
 /** Parses an APR decimal string such as "18.50" into basis points (1850n). */
@@ -51,7 +51,11 @@ export function monthlyInterest(balanceMinor: bigint, aprBasisPoints: bigint): b
  * A = P·r·(1+r)^n / ((1+r)^n − 1) with r = B/D, which is P·B·(D+B)^n / (D·((D+B)^n − D^n)):
  * one exact rational, rounded once.
  */
-export function installmentAmount(principalMinor: bigint, aprBasisPoints: bigint, termMonths: number): bigint {
+export function installmentAmount(
+  principalMinor: bigint,
+  aprBasisPoints: bigint,
+  termMonths: number,
+): bigint {
   const n = BigInt(termMonths);
   if (aprBasisPoints === 0n) return divideHalfEven(principalMinor, n);
   const d = MONTHLY_RATE_DENOMINATOR;
@@ -66,10 +70,10 @@ export function installmentAmount(principalMinor: bigint, aprBasisPoints: bigint
  * principal = A − interest; the last installment repays the remaining balance.
  *
  * Interest never exceeds A: round(P·r) ≤ round(A_exact) because P·r < A_exact and rounding is monotone,
- * and the balance only falls. The balance can, however, reach zero early, because A is rounded up to
- * half a minor unit each month (e.g. 9 minor units over 6 months at 0 %: A = 2). The principal part is
- * therefore capped at the balance, so no part is ever negative; installments after the balance reaches
- * zero are 0.
+ * and the balance only falls. The balance can, however, reach zero early when A was rounded up, since the
+ * excess (up to ½ minor unit) repays principal every month (9 minor units over 6 months at 0 %: A = 2).
+ * The principal part is therefore capped at the balance, so no part is ever negative; installments after
+ * the balance reaches zero are 0.
  */
 export function buildSchedule(input: ScheduleInput): Schedule {
   validate(input);

@@ -2,6 +2,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config.ts';
 import { loansRoutes } from './loans/loans.routes.ts';
+import { purgeIdempotencyKeys } from './loans/idempotency.ts';
+import { createLoanCommands } from './loans/loan-commands.ts';
 import { createLoansService } from './loans/loans.service.ts';
 import type { Pool } from './platform/database.ts';
 import { type Lifecycle, registerHealthRoutes } from './platform/health.ts';
@@ -21,7 +23,11 @@ export interface AppDeps {
   lifecycle?: Lifecycle;
   /** A ready logger (tests capture lines with it); otherwise one is built from config. */
   logger?: FastifyBaseLogger;
+  /** The service's notion of now (tests move it); defaults to the system clock. */
+  clock?: () => Date;
 }
+
+const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 
 /** Builds the application without listening: the server listens, tests inject. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
@@ -56,7 +62,18 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await registerOpenApi(app, config);
   registerHealthRoutes(app, { config, pool, lifecycle });
 
-  await app.register(loansRoutes, { loans: createLoansService({ pool, config }) });
-  await app.register(statsRoutes, { stats: createStatsService({ pool }) });
+  const clock = deps.clock ?? (() => new Date());
+  await app.register(loansRoutes, {
+    loans: createLoansService({ pool, config, clock }),
+    commands: createLoanCommands({ pool, config, clock }),
+  });
+  await app.register(statsRoutes, { stats: createStatsService({ pool, clock }) });
+
+  const purge = setInterval(() => {
+    purgeIdempotencyKeys(pool, config.idempotency.ttlHours).catch((error) =>
+      app.log.warn({ err: error }, 'purging idempotency keys failed'),
+    );
+  }, PURGE_INTERVAL_MS).unref();
+  app.addHook('onClose', async () => clearInterval(purge));
   return app;
 }

@@ -22,6 +22,8 @@ export interface Config {
   /** Largest loan amount in major units, per currency; `default` applies to the others. */
   loanMaxAmount: { default: string; byCurrency: Readonly<Record<string, string>> };
   shutdownTimeoutMs: number;
+  /** How long a request waits for another one holding its Idempotency-Key; how long keys are kept. */
+  idempotency: { waitMs: number; ttlHours: number };
   version: string;
   commit: string;
 }
@@ -175,6 +177,10 @@ export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: bool
       byCurrency: Object.freeze(maxAmountByCurrency(env)),
     }),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
+    idempotency: Object.freeze({
+      waitMs: integer(env, 'IDEMPOTENCY_WAIT_MS', 2000, 0, 60000),
+      ttlHours: integer(env, 'IDEMPOTENCY_TTL_HOURS', 24, 24, 8760),
+    }),
     version: packageVersion(),
     commit: env.GIT_COMMIT || 'unknown',
   });

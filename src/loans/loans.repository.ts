@@ -14,10 +14,25 @@ export interface LoanRow {
   created_at: Date;
   updated_at: Date;
   version: number;
+  created_by: string;
+  approved_at: Date | null;
+  approval_note: string | null;
+  rejected_at: Date | null;
+  rejection_reason: string | null;
+  disbursed_at: Date | null;
+  disbursed_on: string | null;
+  defaulted_at: Date | null;
+  default_reason: string | null;
+  repaid_at: Date | null;
+  outstanding_principal_minor: string;
+  repaid_minor: string;
+  oldest_unpaid_due_date: string | null;
 }
 
-const LOAN_COLUMNS =
-  'id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status, created_at, updated_at, version';
+const LOAN_COLUMNS = `id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status, created_at,
+  updated_at, version, created_by, approved_at, approval_note, rejected_at, rejection_reason, disbursed_at,
+  disbursed_on, defaulted_at, default_reason, repaid_at, outstanding_principal_minor, repaid_minor,
+  oldest_unpaid_due_date`;
 
 export interface NewLoan {
   id?: string;
@@ -28,10 +43,11 @@ export interface NewLoan {
   interestRateApr: string;
 }
 
-export async function insertLoan(db: Queryable, loan: NewLoan): Promise<LoanRow> {
+export async function insertLoan(db: Queryable, loan: NewLoan, createdBy: string, createdAt: Date): Promise<LoanRow> {
   const result = await db.query<LoanRow>(
-    `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr)
-     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6)
+    `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, created_by,
+                        created_at, updated_at)
+     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $8)
      RETURNING ${LOAN_COLUMNS}`,
     [
       loan.id ?? null,
@@ -40,13 +56,62 @@ export async function insertLoan(db: Queryable, loan: NewLoan): Promise<LoanRow>
       loan.amountMinor.toString(),
       loan.termMonths,
       loan.interestRateApr,
+      createdBy,
+      createdAt,
     ],
   );
   return result.rows[0]!;
 }
 
-export async function findLoan(db: Queryable, id: string): Promise<LoanRow | undefined> {
-  const result = await db.query<LoanRow>(`SELECT ${LOAN_COLUMNS} FROM loans WHERE id = $1`, [id]);
+export async function findLoan(db: Queryable, id: string, options: { forUpdate?: boolean } = {}) {
+  const result = await db.query<LoanRow>(
+    `SELECT ${LOAN_COLUMNS} FROM loans WHERE id = $1 ${options.forUpdate ? 'FOR UPDATE' : ''}`,
+    [id],
+  );
+  return result.rows[0];
+}
+
+/** Columns a state change may set, besides the status. */
+export interface LoanChanges {
+  approved_at?: Date;
+  approval_note?: string | null;
+  rejected_at?: Date;
+  rejection_reason?: string;
+  disbursed_at?: Date;
+  disbursed_on?: string;
+  defaulted_at?: Date;
+  default_reason?: string;
+  repaid_at?: Date;
+  outstanding_principal_minor?: bigint;
+  repaid_minor?: bigint;
+  oldest_unpaid_due_date?: string | null;
+}
+
+/**
+ * The one conditional update behind every state change: it applies only while the loan is still in
+ * `from` (and at `version`, when the caller sent If-Match), so of concurrent changes exactly one wins.
+ */
+export async function updateLoanIf(
+  db: Queryable,
+  where: { id: string; from: LoanStatus; version?: number },
+  to: LoanStatus,
+  changes: LoanChanges,
+): Promise<LoanRow | undefined> {
+  const params: unknown[] = [where.id, where.from, to];
+  const sets = ['status = $3'];
+  for (const [column, value] of Object.entries(changes)) {
+    params.push(typeof value === 'bigint' ? value.toString() : value);
+    sets.push(`${column} = $${params.length}`);
+  }
+  let condition = 'id = $1 AND status = $2';
+  if (where.version !== undefined) {
+    params.push(where.version);
+    condition += ` AND version = $${params.length}`;
+  }
+  const result = await db.query<LoanRow>(
+    `UPDATE loans SET ${sets.join(', ')} WHERE ${condition} RETURNING ${LOAN_COLUMNS}`,
+    params,
+  );
   return result.rows[0];
 }
 

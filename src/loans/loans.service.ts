@@ -1,120 +1,49 @@
+// Reads of loans and their companions. Changes live in loan-commands.ts.
 import type { Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
 import { normalizeCurrency } from '../money/currencies.ts';
-import { formatMoney, formatScaled, parseDecimal, parseMoney } from '../money/money.ts';
 import type { Pool } from '../platform/database.ts';
 import { type FieldError, notFound, validationError } from '../platform/errors.ts';
+import { loanPosition } from './allocation.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
-import { findLoan, insertLoan, type LoanRow, listLoans, type NewLoan } from './loans.repository.ts';
-import type { CreateLoanBody, ListLoansQuery, Loan } from './loans.schemas.ts';
-
-const MAX_APR_BASIS_POINTS = 10_000n; // 100.00 %
-
-export function toLoan(row: LoanRow): Static<typeof Loan> {
-  return {
-    id: row.id,
-    borrower_id: row.borrower_id,
-    amount: formatMoney(BigInt(row.amount_minor), row.currency),
-    currency: row.currency,
-    term_months: row.term_months,
-    interest_rate_apr: row.interest_rate_apr,
-    status: row.status,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
-  };
-}
-
-/** Strong validator that changes with every update of the loan row. */
-export function etagOf(row: LoanRow): string {
-  return `"${row.id.slice(0, 8)}-v${row.version}"`;
-}
-
-/** The largest amount for `currency`, in its minor units. */
-function maxAmountMinor(config: Config, currency: string): bigint {
-  const major = config.loanMaxAmount.byCurrency[currency] ?? config.loanMaxAmount.default;
-  const parsed = parseMoney(major, currency);
-  if (!parsed.ok) throw new Error(`LOAN_MAX_AMOUNT is not valid in ${currency}`);
-  return parsed.value;
-}
-
-/** The rules a schema cannot express: currency-dependent digits and bounds. */
-export function validateNewLoan(config: Config, body: Static<typeof CreateLoanBody>): NewLoan {
-  const errors: FieldError[] = [];
-  const currency = normalizeCurrency(body.currency);
-  if (!currency) {
-    errors.push({
-      pointer: '/currency',
-      message: `must be an active ISO 4217 currency code (got "${body.currency}")`,
-    });
-  }
-
-  let amountMinor = 0n;
-  if (currency) {
-    const amount = parseMoney(body.amount, currency);
-    if (!amount.ok) errors.push({ pointer: '/amount', message: amount.reason });
-    else if (amount.value <= 0n) errors.push({ pointer: '/amount', message: 'must be greater than 0' });
-    else {
-      const max = maxAmountMinor(config, currency);
-      if (amount.value > max) {
-        errors.push({
-          pointer: '/amount',
-          message: `must not exceed ${formatMoney(max, currency)} ${currency}`,
-        });
-      }
-      amountMinor = amount.value;
-    }
-  }
-
-  const apr = parseDecimal(body.interest_rate_apr, 2);
-  if (!apr.ok) errors.push({ pointer: '/interest_rate_apr', message: apr.reason });
-  else if (apr.value > MAX_APR_BASIS_POINTS) {
-    errors.push({ pointer: '/interest_rate_apr', message: 'must be less than or equal to 100' });
-  }
-
-  if (errors.length > 0 || !currency || !apr.ok) throw validationError(errors);
-  return {
-    borrowerId: body.borrower_id,
-    currency,
-    amountMinor,
-    termMonths: body.term_months,
-    interestRateApr: formatScaled(apr.value, 2),
-  };
-}
+import { listEvents } from './events.repository.ts';
+import { scheduleOf } from './loan-commands.ts';
+import { inQuery, validateTerms } from './loan-terms.ts';
+import { eventView, loanView, repaymentView, scheduleView } from './loan-views.ts';
+import type { ListLoansQuery, QuoteQuery } from './loans.schemas.ts';
+import { findLoan, type LoanRow, listLoans } from './loans.repository.ts';
+import { listRepayments } from './repayments.repository.ts';
+import { buildSchedule, calendarDateOf } from './schedule.ts';
 
 export interface LoanPage {
   rows: LoanRow[];
   nextCursor: string | undefined;
 }
 
-export function createLoansService(deps: { pool: Pool; config: Config }) {
-  const { pool, config } = deps;
+export function createLoansService(deps: { pool: Pool; config: Config; clock: () => Date }) {
+  const { pool, config, clock } = deps;
+  const today = () => calendarDateOf(clock());
+
+  async function load(id: string): Promise<LoanRow> {
+    const row = await findLoan(pool, id.toLowerCase());
+    if (!row) throw notFound(`Loan ${id} does not exist`);
+    return row;
+  }
 
   return {
-    async create(body: Static<typeof CreateLoanBody>): Promise<LoanRow> {
-      return insertLoan(pool, validateNewLoan(config, body));
-    },
-
-    async get(id: string): Promise<LoanRow> {
-      const row = await findLoan(pool, id.toLowerCase());
-      if (!row) throw notFound(`Loan ${id} does not exist`);
-      return row;
-    },
+    load,
+    today,
+    view: (row: LoanRow) => loanView(row, today()),
 
     async list(query: Static<typeof ListLoansQuery>): Promise<LoanPage> {
       const errors: FieldError[] = [];
       const currency = query.currency === undefined ? undefined : normalizeCurrency(query.currency);
       if (query.currency !== undefined && !currency) {
-        errors.push({
-          parameter: 'currency',
-          message: `must be an active ISO 4217 currency code (got "${query.currency}")`,
-        });
+        errors.push(inQuery('currency', `must be an active ISO 4217 currency code (got "${query.currency}")`));
       }
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
       if (query.cursor !== undefined && !after) {
-        errors.push({
-          parameter: 'cursor',
-          message: 'is not a cursor this API issued; follow the Link header',
-        });
+        errors.push(inQuery('cursor', 'is not a cursor this API issued; follow the Link header'));
       }
       if (errors.length > 0) throw validationError(errors);
 
@@ -133,6 +62,39 @@ export function createLoansService(deps: { pool: Pool; config: Config }) {
           ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id })
           : undefined;
       return { rows: page, nextCursor };
+    },
+
+    /** The fixed schedule of a disbursed loan with what was paid; otherwise the one it would get today. */
+    async schedule(id: string) {
+      const loan = await load(id);
+      const asOf = today();
+      if (loan.disbursed_on === null) return scheduleView(loan.currency, scheduleOf(loan, asOf), undefined, asOf);
+      const schedule = scheduleOf(loan, loan.disbursed_on);
+      const payments = (await listRepayments(pool, loan.id)).map((row) => BigInt(row.amount_minor));
+      const position = loanPosition(schedule.installments, payments, asOf);
+      return scheduleView(loan.currency, schedule, position, loan.disbursed_on);
+    },
+
+    quote(query: Static<typeof QuoteQuery>) {
+      const terms = validateTerms(config, query, inQuery);
+      const asOf = today();
+      const schedule = buildSchedule({
+        principalMinor: terms.amountMinor,
+        aprBasisPoints: terms.aprBasisPoints,
+        termMonths: terms.termMonths,
+        disbursedOn: asOf,
+      });
+      return scheduleView(terms.currency, schedule, undefined, asOf);
+    },
+
+    async repayments(id: string) {
+      const loan = await load(id);
+      return (await listRepayments(pool, loan.id)).map((row) => repaymentView(row, loan.currency));
+    },
+
+    async events(id: string) {
+      const loan = await load(id);
+      return (await listEvents(pool, loan.id)).map(eventView);
     },
   };
 }

@@ -179,6 +179,11 @@ export function daysBetween(from: string, to: string): number {
   return (utcMidnight(to) - utcMidnight(from)) / MS_PER_DAY;
 }
 
+/** The calendar date `days` after `date` (before, when negative). */
+export function addDays(date: string, days: number): string {
+  return calendarDateOf(new Date(utcMidnight(date) + days * MS_PER_DAY));
+}
+
 function utcMidnight(date: string): number {
   const { year, month, day } = parseCalendarDate(date);
   // setUTCFullYear, unlike Date.UTC, does not map years 0–99 to 1900–1999.

@@ -1,41 +1,73 @@
+// The original five loans of the Flask service, brought to their states through the real commands
+// with a simulated clock, so that their schedules, repayments and events are consistent.
+import type { Config } from '../config.ts';
+import { formatMoney } from '../money/money.ts';
 import type { Pool } from '../platform/database.ts';
+import { type CommandContext, createLoanCommands, scheduleOf } from './loan-commands.ts';
+import type { LoanStatus } from './loan-status.ts';
+import { findLoan } from './loans.repository.ts';
 
-/** The original five loans of the Flask service, with their ids, amounts and states. */
-export const ORIGINAL_LOANS = [
-  ['00000000-0000-0000-0000-000000000001', 'usr_kenya_001', 'KES', 1_250_000n, 6, '28.00', 'pending'],
-  ['00000000-0000-0000-0000-000000000002', 'usr_india_002', 'INR', 5_000_000n, 12, '24.00', 'approved'],
-  ['00000000-0000-0000-0000-000000000003', 'usr_nigeria_003', 'NGN', 3_200_000n, 9, '30.00', 'rejected'],
-  ['00000000-0000-0000-0000-000000000004', 'usr_vietnam_004', 'VND', 8_400n, 4, '26.00', 'disbursed'],
-  ['00000000-0000-0000-0000-000000000005', 'usr_philippines_005', 'PHP', 2_100_000n, 6, '22.00', 'repaid'],
-] as const;
+interface SeedLoan {
+  id: string;
+  borrower_id: string;
+  amount: string;
+  currency: string;
+  term_months: number;
+  interest_rate_apr: string;
+  status: LoanStatus;
+  /** For disbursed loans: when the money went out, and how many installments were paid on their due dates. */
+  disbursedDaysAgo?: number;
+  installmentsPaid?: number;
+}
 
-/**
- * Inserts the original loans that are missing; returns how many it inserted (0 on a second run).
- * Loan 1 is the oldest and loan 5 the newest, one minute apart, so the list shows 5, 4, 3, 2, 1.
- */
-export async function seedOriginalLoans(pool: Pool): Promise<number> {
-  const result = await pool.query(
-    `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status, created_at, updated_at)
-     SELECT s.id::uuid, s.borrower_id, s.currency, s.amount_minor::bigint, s.term_months::int, s.apr::numeric, s.status,
-            date_trunc('milliseconds', now()) - (5 - s.n) * interval '1 minute',
-            date_trunc('milliseconds', now()) - (5 - s.n) * interval '1 minute'
-       FROM jsonb_to_recordset($1::jsonb)
-            AS s(n int, id text, borrower_id text, currency text, amount_minor text, term_months int, apr text, status text)
-     ON CONFLICT (id) DO NOTHING`,
-    [
-      JSON.stringify(
-        ORIGINAL_LOANS.map(([id, borrower_id, currency, amount, term_months, apr, status], index) => ({
-          n: index + 1,
-          id,
-          borrower_id,
-          currency,
-          amount_minor: amount.toString(),
-          term_months,
-          apr,
-          status,
-        })),
-      ),
-    ],
-  );
-  return result.rowCount ?? 0;
+/** All five were applied for on the same day, so the list shows them by id: 5, 4, 3, 2, 1. */
+export const ORIGINAL_LOANS: readonly SeedLoan[] = [
+  { id: '00000000-0000-0000-0000-000000000001', borrower_id: 'usr_kenya_001', amount: '12500.00', currency: 'KES', term_months: 6, interest_rate_apr: '28.00', status: 'pending' },
+  { id: '00000000-0000-0000-0000-000000000002', borrower_id: 'usr_india_002', amount: '50000.00', currency: 'INR', term_months: 12, interest_rate_apr: '24.00', status: 'approved' },
+  { id: '00000000-0000-0000-0000-000000000003', borrower_id: 'usr_nigeria_003', amount: '32000.00', currency: 'NGN', term_months: 9, interest_rate_apr: '30.00', status: 'rejected' },
+  { id: '00000000-0000-0000-0000-000000000004', borrower_id: 'usr_vietnam_004', amount: '8400', currency: 'VND', term_months: 4, interest_rate_apr: '26.00', status: 'disbursed', disbursedDaysAgo: 45, installmentsPaid: 1 },
+  { id: '00000000-0000-0000-0000-000000000005', borrower_id: 'usr_philippines_005', amount: '21000.00', currency: 'PHP', term_months: 6, interest_rate_apr: '22.00', status: 'repaid', disbursedDaysAgo: 218, installmentsPaid: 6 },
+];
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+const APPLIED_DAYS_AGO = 220;
+
+/** Inserts the original loans that are missing; returns how many it inserted (0 on a second run). */
+export async function seedOriginalLoans(pool: Pool, config: Config, now: Date = new Date()): Promise<number> {
+  const daysAgo = (days: number) => new Date(now.getTime() - days * DAY_MS);
+  let clock = now;
+  const commands = createLoanCommands({ pool, config, clock: () => clock });
+  let inserted = 0;
+
+  for (const { id, status, disbursedDaysAgo, installmentsPaid = 0, ...terms } of ORIGINAL_LOANS) {
+    if (await findLoan(pool, id)) continue;
+    let step = 0;
+    const ctx = (body: unknown): CommandContext => ({
+      actor: 'seed',
+      requestId: `seed-${id.slice(-1)}-${step++}`,
+      method: 'POST',
+      path: `/api/loans/${id}`,
+      body,
+      idempotencyKey: undefined,
+      ifMatch: undefined,
+    });
+
+    clock = daysAgo(APPLIED_DAYS_AGO);
+    await commands.create(terms, ctx(terms), id);
+    clock = daysAgo(APPLIED_DAYS_AGO - 1);
+    if (status === 'rejected') await commands.reject(id, { reason: 'Debt-to-income ratio above policy' }, ctx({}));
+    if (status !== 'pending' && status !== 'rejected') await commands.approve(id, { note: 'Meets policy' }, ctx({}));
+    if (disbursedDaysAgo !== undefined) {
+      clock = daysAgo(disbursedDaysAgo);
+      await commands.disburse(id, {}, ctx({}));
+      const loan = (await findLoan(pool, id))!;
+      for (const installment of scheduleOf(loan, loan.disbursed_on!).installments.slice(0, installmentsPaid)) {
+        clock = new Date(`${installment.dueDate}T12:00:00.000Z`);
+        const amount = formatMoney(installment.totalMinor, loan.currency);
+        await commands.recordRepayment(id, { amount, reference: `seed-${installment.number}` }, ctx({ amount }));
+      }
+    }
+    inserted++;
+  }
+  return inserted;
 }

@@ -5,14 +5,50 @@ import type { Config } from '../config.ts';
 pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
 
 export type Pool = pg.Pool;
-export type Queryable = pg.Pool | pg.PoolClient;
+export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
+
+/**
+ * pg's end() resolves as soon as no client is checked out, while the connections are still saying
+ * goodbye; this end() also waits for them to close, so that the database can be stopped right after
+ * (the embedded one is) without cutting them off and logging spurious connection errors.
+ */
+class ClosingPool extends pg.Pool {
+  #open = 0;
+  #onAllClosed: (() => void) | undefined;
+
+  constructor(config: pg.PoolConfig) {
+    super(config);
+    this.on('connect', () => {
+      this.#open += 1;
+    });
+    this.on('remove', () => {
+      this.#open -= 1;
+      if (this.#open === 0) this.#onAllClosed?.();
+    });
+  }
+
+  override end(): Promise<void>;
+  override end(callback: () => void): void;
+  override end(callback?: () => void): Promise<void> | undefined {
+    const closed = super.end().then(() =>
+      this.#open === 0
+        ? undefined
+        : new Promise<void>((resolve) => {
+            this.#onAllClosed = resolve;
+          }),
+    );
+    if (!callback) return closed;
+    void closed.then(callback);
+    return undefined;
+  }
+}
 
 export function createPool(
   url: string,
   options: Config['database'],
   onError: (error: Error) => void,
 ): pg.Pool {
-  const pool = new pg.Pool({
+  const pool = new ClosingPool({
     connectionString: url,
     max: options.poolMax,
     connectionTimeoutMillis: options.connectTimeoutMs,

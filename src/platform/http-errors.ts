@@ -50,13 +50,24 @@ export function toAppError(error: FastifyError | Error): AppError {
   });
 }
 
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+
+/** A problem as it goes on the wire (also what an idempotency key stores). */
+export function problemResponse(error: AppError, path: string, requestId: string) {
+  return {
+    status: error.status,
+    headers: { ...error.headers, 'content-type': PROBLEM_CONTENT_TYPE },
+    body: JSON.stringify(toProblem(error, path, requestId)),
+  };
+}
+
+export function requestPath(request: FastifyRequest): string {
+  return request.url.split('?')[0] ?? request.url;
+}
+
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
-  const path = request.url.split('?')[0] ?? request.url;
-  return reply
-    .status(error.status)
-    .headers(error.headers)
-    .type('application/problem+json; charset=utf-8')
-    .send(JSON.stringify(toProblem(error, path, request.id)));
+  const problem = problemResponse(error, requestPath(request), request.id);
+  return reply.status(problem.status).headers(problem.headers).send(problem.body);
 }
 
 /** Path patterns of the registered routes, to tell 405 (known path, other method) from 404. */
@@ -83,7 +94,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '/';
+    const path = requestPath(request);
     const allowed = allowedMethods(path);
     if (allowed.length > 0) {
       return sendProblem(

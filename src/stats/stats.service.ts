@@ -1,44 +1,56 @@
 import type { Static } from '@sinclair/typebox';
 import { LOAN_STATUSES, type LoanStatus } from '../loans/loan-status.ts';
+import { addDays, calendarDateOf } from '../loans/schedule.ts';
 import { normalizeCurrency } from '../money/currencies.ts';
-import { divideHalfEven, formatMoney } from '../money/money.ts';
+import { divideHalfEven, formatMoney, formatScaled } from '../money/money.ts';
 import type { Pool } from '../platform/database.ts';
 import { validationError } from '../platform/errors.ts';
-import { loadStatsRows } from './stats.repository.ts';
+import { loadArrears, loadStatsRows } from './stats.repository.ts';
 import type { Stats } from './stats.schemas.ts';
 
 interface CurrencyTotals {
   loans: bigint;
   amountMinor: bigint;
+  outstandingMinor: bigint;
 }
 
-export function createStatsService(deps: { pool: Pool }) {
+/** A loan is at risk once an installment is more than this many days overdue (PAR30). */
+const PAR_DAYS = 30;
+const RATIO_DIGITS = 4;
+
+/** part / whole with 4 decimals, half-even; "0.0000" when there is no whole. */
+function ratio(part: bigint, whole: bigint): string {
+  return formatScaled(whole > 0n ? divideHalfEven(part * 10n ** BigInt(RATIO_DIGITS), whole) : 0n, RATIO_DIGITS);
+}
+
+export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
   return {
     async get(currencyFilter?: string): Promise<Static<typeof Stats>> {
       const currency = currencyFilter === undefined ? undefined : normalizeCurrency(currencyFilter);
       if (currencyFilter !== undefined && !currency) {
         throw validationError([
-          {
-            parameter: 'currency',
-            message: `must be an active ISO 4217 currency code (got "${currencyFilter}")`,
-          },
+          { parameter: 'currency', message: `must be an active ISO 4217 currency code (got "${currencyFilter}")` },
         ]);
       }
-      const rows = await loadStatsRows(deps.pool, currency);
+      const now = deps.clock();
+      // More than 30 days past due: the oldest unpaid installment fell due before today − 30.
+      const cutoff = addDays(calendarDateOf(now), -PAR_DAYS);
+      const [rows, arrears] = await Promise.all([
+        loadStatsRows(deps.pool, currency),
+        loadArrears(deps.pool, cutoff, currency),
+      ]);
 
-      const byStatus = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0])) as Record<
-        LoanStatus,
-        number
-      >;
+      const byStatus = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0])) as Record<LoanStatus, number>;
       const totals = new Map<string, CurrencyTotals>();
       // A filtered currency is reported even when it has no loans yet.
-      if (currency) totals.set(currency, { loans: 0n, amountMinor: 0n });
+      if (currency) totals.set(currency, { loans: 0n, amountMinor: 0n, outstandingMinor: 0n });
       for (const row of rows) {
         byStatus[row.status] += Number(row.loans);
-        const current = totals.get(row.currency) ?? { loans: 0n, amountMinor: 0n };
+        const current = totals.get(row.currency) ?? { loans: 0n, amountMinor: 0n, outstandingMinor: 0n };
         totals.set(row.currency, {
           loans: current.loans + BigInt(row.loans),
           amountMinor: current.amountMinor + BigInt(row.amount_minor),
+          outstandingMinor: current.outstandingMinor + BigInt(row.outstanding_minor),
         });
       }
 
@@ -49,12 +61,9 @@ export function createStatsService(deps: { pool: Pool }) {
         amounts[code] = {
           loans: Number(total.loans),
           total_amount: formatMoney(total.amountMinor, code),
-          avg_amount: formatMoney(
-            total.loans > 0n ? divideHalfEven(total.amountMinor, total.loans) : 0n,
-            code,
-          ),
-          outstanding_principal: formatMoney(0n, code),
-          par30_ratio: '0.0000',
+          avg_amount: formatMoney(total.loans > 0n ? divideHalfEven(total.amountMinor, total.loans) : 0n, code),
+          outstanding_principal: formatMoney(total.outstandingMinor, code),
+          par30_ratio: ratio(arrears.get(code) ?? 0n, total.outstandingMinor),
         };
       }
 
@@ -63,7 +72,7 @@ export function createStatsService(deps: { pool: Pool }) {
         by_status: byStatus,
         by_currency: byCurrency,
         amounts,
-        as_of: new Date().toISOString(),
+        as_of: now.toISOString(),
       };
     },
   };

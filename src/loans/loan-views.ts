@@ -1,0 +1,103 @@
+// Rows → API objects. Money leaves here as strings with the currency's digits, dates as RFC 3339.
+import { formatMoney } from '../money/money.ts';
+import type { LoanPosition } from './allocation.ts';
+import type { EventRow } from './events.repository.ts';
+import type { LoanRow } from './loans.repository.ts';
+import type { RepaymentRow } from './repayments.repository.ts';
+import { daysBetween, type Installment, type Schedule } from './schedule.ts';
+
+const iso = (value: Date | null) => (value ? value.toISOString() : null);
+
+/** Strong validator that changes with every update of the loan row. */
+export function etagOf(row: LoanRow): string {
+  return `"${row.id.slice(0, 8)}-v${row.version}"`;
+}
+
+export function loanView(row: LoanRow, today: string) {
+  const money = (minor: string) => formatMoney(BigInt(minor), row.currency);
+  const active = row.status === 'disbursed' || row.status === 'defaulted';
+  const oldestDue = active ? row.oldest_unpaid_due_date : null;
+  return {
+    id: row.id,
+    borrower_id: row.borrower_id,
+    amount: money(row.amount_minor),
+    currency: row.currency,
+    term_months: row.term_months,
+    interest_rate_apr: row.interest_rate_apr,
+    status: row.status,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+    approved_at: iso(row.approved_at),
+    approval_note: row.approval_note,
+    rejected_at: iso(row.rejected_at),
+    rejection_reason: row.rejection_reason,
+    disbursed_at: iso(row.disbursed_at),
+    disbursed_on: row.disbursed_on,
+    defaulted_at: iso(row.defaulted_at),
+    default_reason: row.default_reason,
+    repaid_at: iso(row.repaid_at),
+    outstanding_principal: money(row.outstanding_principal_minor),
+    total_repaid: money(row.repaid_minor),
+    next_due_date: oldestDue,
+    days_past_due: oldestDue && oldestDue < today ? daysBetween(oldestDue, today) : 0,
+  };
+}
+
+export function scheduleView(
+  currency: string,
+  schedule: Schedule,
+  position: LoanPosition<Installment> | undefined,
+  disbursedOn: string,
+) {
+  const money = (minor: bigint) => formatMoney(minor, currency);
+  return {
+    currency,
+    disbursed_on: disbursedOn,
+    installment_amount: money(schedule.installmentMinor),
+    total_interest: money(schedule.totalInterestMinor),
+    total_repayable: money(schedule.totalRepayableMinor),
+    installments: schedule.installments.map((row, index) => {
+      const paid = position?.installments[index];
+      return {
+        number: row.number,
+        due_date: row.dueDate,
+        principal: money(row.principalMinor),
+        interest: money(row.interestMinor),
+        total: money(row.totalMinor),
+        paid: money(paid?.paidMinor ?? 0n),
+        status: paid?.status ?? 'pending',
+      };
+    }),
+  };
+}
+
+export function repaymentView(row: RepaymentRow, currency: string) {
+  const money = (minor: string) => formatMoney(BigInt(minor), currency);
+  return {
+    id: row.id,
+    loan_id: row.loan_id,
+    amount: money(row.amount_minor),
+    currency,
+    interest: money(row.interest_minor),
+    principal: money(row.principal_minor),
+    paid_on: row.paid_on,
+    reference: row.reference,
+    actor: row.actor,
+    request_id: row.request_id,
+    created_at: row.created_at.toISOString(),
+  };
+}
+
+export function eventView(row: EventRow) {
+  return {
+    id: row.id,
+    loan_id: row.loan_id,
+    type: row.type,
+    from_status: row.from_status,
+    to_status: row.to_status,
+    actor: row.actor,
+    request_id: row.request_id,
+    at: row.at.toISOString(),
+    data: row.data,
+  };
+}

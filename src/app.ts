@@ -1,9 +1,9 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Config } from './config.ts';
-import { loansRoutes } from './loans/loans.routes.ts';
 import { purgeIdempotencyKeys } from './loans/idempotency.ts';
 import { createLoanCommands } from './loans/loan-commands.ts';
+import { loansRoutes } from './loans/loans.routes.ts';
 import { createLoansService } from './loans/loans.service.ts';
 import type { Pool } from './platform/database.ts';
 import { type Lifecycle, registerHealthRoutes } from './platform/health.ts';

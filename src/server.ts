@@ -24,7 +24,7 @@ async function main(): Promise<void> {
       logger.warn({ err: error }, 'idle database connection failed'),
     );
     if (config.seedOnStart) {
-      const inserted = await seedOriginalLoans(pool);
+      const inserted = await seedOriginalLoans(pool, config);
       logger.info({ inserted }, inserted > 0 ? 'seeded the original loans' : 'seed data already present');
     }
 

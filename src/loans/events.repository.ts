@@ -1,7 +1,15 @@
 import type { Queryable } from '../platform/database.ts';
 import type { LoanStatus } from './loan-status.ts';
 
-export const EVENT_TYPES = ['created', 'approved', 'rejected', 'disbursed', 'repayment', 'defaulted', 'repaid'] as const;
+export const EVENT_TYPES = [
+  'created',
+  'approved',
+  'rejected',
+  'disbursed',
+  'repayment',
+  'defaulted',
+  'repaid',
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface EventRow {
@@ -31,7 +39,16 @@ export async function appendEvent(db: Queryable, event: NewEvent): Promise<void>
   await db.query(
     `INSERT INTO loan_events (loan_id, type, from_status, to_status, actor, request_id, at, data)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [event.loanId, event.type, event.from, event.to, event.actor, event.requestId, event.at, JSON.stringify(event.data)],
+    [
+      event.loanId,
+      event.type,
+      event.from,
+      event.to,
+      event.actor,
+      event.requestId,
+      event.at,
+      JSON.stringify(event.data),
+    ],
   );
 }
 

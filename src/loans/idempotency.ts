@@ -44,7 +44,9 @@ function canonicalJson(value: unknown): string {
 /** Same method, path and JSON body (whatever its key order or spacing) → same fingerprint. */
 export function requestFingerprint(method: string, path: string, body: unknown): string {
   const normalizedPath = path.length > 1 ? path.replace(/\/+$/, '') : path;
-  return createHash('sha256').update(`${method} ${normalizedPath}\n${canonicalJson(body ?? null)}`).digest('hex');
+  return createHash('sha256')
+    .update(`${method} ${normalizedPath}\n${canonicalJson(body ?? null)}`)
+    .digest('hex');
 }
 
 /**
@@ -66,7 +68,9 @@ export async function runIdempotent(
   return withTransaction(pool, async (client) => {
     await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${waitMs}ms`]);
     try {
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [JSON.stringify([request.scope, key])]);
+      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+        JSON.stringify([request.scope, key]),
+      ]);
     } catch (error) {
       if ((error as { code?: string }).code !== '55P03') throw error; // lock_not_available
       throw new AppError('idempotency-request-in-progress', 409, {
@@ -87,7 +91,10 @@ export async function runIdempotent(
           detail: `Idempotency-Key "${key}" was already used with a different request`,
         });
       }
-      return { response: { status: previous.status, headers: previous.headers, body: previous.body }, replayed: true };
+      return {
+        response: { status: previous.status, headers: previous.headers, body: previous.body },
+        replayed: true,
+      };
     }
 
     await client.query('SAVEPOINT idempotent_work');
@@ -101,7 +108,14 @@ export async function runIdempotent(
     }
     await client.query(
       `INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [request.scope, key, request.fingerprint, response.status, JSON.stringify(response.headers), response.body],
+      [
+        request.scope,
+        key,
+        request.fingerprint,
+        response.status,
+        JSON.stringify(response.headers),
+        response.body,
+      ],
     );
     return { response, replayed: false };
   });
@@ -109,8 +123,9 @@ export async function runIdempotent(
 
 /** Deletes keys older than `ttlHours`; returns how many. */
 export async function purgeIdempotencyKeys(pool: Pool, ttlHours: number): Promise<number> {
-  const result = await pool.query(`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [
-    ttlHours,
-  ]);
+  const result = await pool.query(
+    `DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`,
+    [ttlHours],
+  );
   return result.rowCount ?? 0;
 }

@@ -9,12 +9,24 @@ import { AppError, notFound, validationError } from '../platform/errors.ts';
 import { problemResponse } from '../platform/http-errors.ts';
 import { allocateRepayments, nextDueDate } from './allocation.ts';
 import { appendEvent, type EventType } from './events.repository.ts';
-import { type IdempotentRequest, type Outcome, requestFingerprint, runIdempotent, type StoredResponse } from './idempotency.ts';
+import {
+  type IdempotentRequest,
+  type Outcome,
+  requestFingerprint,
+  runIdempotent,
+  type StoredResponse,
+} from './idempotency.ts';
 import { allowedActions, canPerform, type LoanAction, type LoanStatus } from './loan-status.ts';
 import { inBody, positiveAmount, validateTerms } from './loan-terms.ts';
 import { etagOf, loanView, repaymentView } from './loan-views.ts';
-import type { ApproveBody, CreateLoanBody, DisburseBody, ReasonBody, RepaymentBody } from './loans.schemas.ts';
 import { findLoan, insertLoan, type LoanChanges, type LoanRow, updateLoanIf } from './loans.repository.ts';
+import type {
+  ApproveBody,
+  CreateLoanBody,
+  DisburseBody,
+  ReasonBody,
+  RepaymentBody,
+} from './loans.schemas.ts';
 import { insertRepayment, listRepayments } from './repayments.repository.ts';
 import { aprToBasisPoints, buildSchedule, calendarDateOf, type Schedule } from './schedule.ts';
 
@@ -68,9 +80,15 @@ function checkIfMatch(loan: LoanRow, ifMatch: string | undefined): void {
 }
 
 /** A calendar date given by the client: not in the future, not absurdly old. */
-function pastDate(value: string | undefined, today: string, field: string, notBefore = EARLIEST_DATE): string {
+function pastDate(
+  value: string | undefined,
+  today: string,
+  field: string,
+  notBefore = EARLIEST_DATE,
+): string {
   const date = value ?? today;
-  if (date > today) throw validationError([inBody(field, `must not be in the future (today is ${today} UTC)`)]);
+  if (date > today)
+    throw validationError([inBody(field, `must not be in the future (today is ${today} UTC)`)]);
   if (date < notBefore) throw validationError([inBody(field, `must not be before ${notBefore}`)]);
   return date;
 }
@@ -103,10 +121,26 @@ export function createLoanCommands(deps: CommandDeps) {
     from: LoanStatus | null,
     to: LoanStatus,
     data: Record<string, unknown>,
-  ) => appendEvent(client, { loanId, type, from, to, actor: ctx.actor, requestId: ctx.requestId, at: now, data });
+  ) =>
+    appendEvent(client, {
+      loanId,
+      type,
+      from,
+      to,
+      actor: ctx.actor,
+      requestId: ctx.requestId,
+      at: now,
+      data,
+    });
 
   /** Loads the loan, checks If-Match and that `action` is allowed; for changes that depend on the loan. */
-  async function loadFor(client: pg.PoolClient, id: string, action: LoanAction, ctx: CommandContext, lock = false) {
+  async function loadFor(
+    client: pg.PoolClient,
+    id: string,
+    action: LoanAction,
+    ctx: CommandContext,
+    lock = false,
+  ) {
     const loan = await findLoan(client, id, { forUpdate: lock });
     if (!loan) throw notFound(`Loan ${id} does not exist`);
     checkIfMatch(loan, ctx.ifMatch);
@@ -136,7 +170,10 @@ export function createLoanCommands(deps: CommandDeps) {
     id: string,
     ctx: CommandContext,
     action: Exclude<LoanAction, 'repayments'>,
-    plan: (loan: LoanRow, now: Date) => { to: LoanStatus; type: EventType; changes: LoanChanges; data: Record<string, unknown> },
+    plan: (
+      loan: LoanRow,
+      now: Date,
+    ) => { to: LoanStatus; type: EventType; changes: LoanChanges; data: Record<string, unknown> },
   ): Promise<Outcome> {
     return run(ctx, async (client, now) => {
       const loan = await loadFor(client, id, action, ctx);
@@ -281,10 +318,15 @@ export function createLoanCommands(deps: CommandDeps) {
           },
           ctx,
         );
-        if (cleared) await event(client, ctx, now, id, 'repaid', loan.status, 'repaid', { repayment_id: repayment.id });
+        if (cleared)
+          await event(client, ctx, now, id, 'repaid', loan.status, 'repaid', { repayment_id: repayment.id });
         return {
           status: 201,
-          headers: { 'content-type': JSON_TYPE, location: `/api/loans/${id}/repayments`, etag: etagOf(updated) },
+          headers: {
+            'content-type': JSON_TYPE,
+            location: `/api/loans/${id}/repayments`,
+            etag: etagOf(updated),
+          },
           body: JSON.stringify(view),
         };
       });

@@ -35,7 +35,10 @@ function maxAmountMinor(config: Config, currency: string): bigint {
 }
 
 /** A positive amount of `currency` in minor units, or the reason it is not one. */
-export function positiveAmount(value: string | number, currency: string): { minor: bigint } | { reason: string } {
+export function positiveAmount(
+  value: string | number,
+  currency: string,
+): { minor: bigint } | { reason: string } {
   const parsed = parseMoney(value, currency);
   if (!parsed.ok) return { reason: parsed.reason };
   if (parsed.value <= 0n) return { reason: 'must be greater than 0' };
@@ -54,13 +57,15 @@ export function validateTerms(config: Config, input: TermsInput, locate: Locate)
     const amount = positiveAmount(input.amount, currency);
     const max = maxAmountMinor(config, currency);
     if ('reason' in amount) errors.push(locate('amount', amount.reason));
-    else if (amount.minor > max) errors.push(locate('amount', `must not exceed ${formatMoney(max, currency)} ${currency}`));
+    else if (amount.minor > max)
+      errors.push(locate('amount', `must not exceed ${formatMoney(max, currency)} ${currency}`));
     else amountMinor = amount.minor;
   }
 
   const apr = parseDecimal(input.interest_rate_apr, 2);
   if (!apr.ok) errors.push(locate('interest_rate_apr', apr.reason));
-  else if (apr.value > MAX_APR_BASIS_POINTS) errors.push(locate('interest_rate_apr', 'must be less than or equal to 100'));
+  else if (apr.value > MAX_APR_BASIS_POINTS)
+    errors.push(locate('interest_rate_apr', 'must be less than or equal to 100'));
 
   if (errors.length > 0 || !currency || !apr.ok) throw validationError(errors);
   return {

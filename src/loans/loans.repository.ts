@@ -43,7 +43,12 @@ export interface NewLoan {
   interestRateApr: string;
 }
 
-export async function insertLoan(db: Queryable, loan: NewLoan, createdBy: string, createdAt: Date): Promise<LoanRow> {
+export async function insertLoan(
+  db: Queryable,
+  loan: NewLoan,
+  createdBy: string,
+  createdAt: Date,
+): Promise<LoanRow> {
   const result = await db.query<LoanRow>(
     `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, created_by,
                         created_at, updated_at)

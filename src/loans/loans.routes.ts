@@ -79,7 +79,8 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; comma
         response: { 201: Loan, ...problemResponses(400, 413, 415, 422) },
       },
     },
-    async (request, reply) => sendOutcome(reply, await commands.create(request.body, commandContext(request))),
+    async (request, reply) =>
+      sendOutcome(reply, await commands.create(request.body, commandContext(request))),
   );
 
   app.get(
@@ -151,7 +152,14 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; comma
     );
 
   action('approve', 'Approve a pending loan', ApproveBody, ActionHeaders, commands.approve, true);
-  action('reject', 'Reject a pending loan (reason required)', ReasonBody, ActionHeaders, commands.reject, false);
+  action(
+    'reject',
+    'Reject a pending loan (reason required)',
+    ReasonBody,
+    ActionHeaders,
+    commands.reject,
+    false,
+  );
   action(
     'disburse',
     'Disburse an approved loan; fixes its repayment schedule (Idempotency-Key required)',
@@ -160,7 +168,14 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; comma
     commands.disburse,
     true,
   );
-  action('default', 'Mark a disbursed loan as defaulted (reason required)', ReasonBody, ActionHeaders, commands.markDefaulted, false);
+  action(
+    'default',
+    'Mark a disbursed loan as defaulted (reason required)',
+    ReasonBody,
+    ActionHeaders,
+    commands.markDefaulted,
+    false,
+  );
 
   app.post(
     '/api/loans/:id/repayments',
@@ -180,7 +195,10 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; comma
       },
     },
     async (request, reply) =>
-      sendOutcome(reply, await commands.recordRepayment(request.params.id, request.body, commandContext(request))),
+      sendOutcome(
+        reply,
+        await commands.recordRepayment(request.params.id, request.body, commandContext(request)),
+      ),
   );
 
   app.get(
@@ -219,7 +237,8 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; comma
       schema: {
         tags: ['lifecycle'],
         summary: 'Audit history of a loan, oldest first',
-        description: 'Every create, transition and repayment, written in the transaction of the change; never altered.',
+        description:
+          'Every create, transition and repayment, written in the transaction of the change; never altered.',
         params: IdParams,
         response: { 200: Type.Array(LoanEvent), ...problemResponses(400, 404) },
       },

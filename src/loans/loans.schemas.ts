@@ -19,7 +19,11 @@ export const BorrowerId = Type.String({
 
 export const LoanStatusSchema = StringEnum(LOAN_STATUSES);
 
-const CalendarDate = Type.String({ format: 'date', errorMessage: 'must be a date as YYYY-MM-DD', examples: ['2026-11-21'] });
+const CalendarDate = Type.String({
+  format: 'date',
+  errorMessage: 'must be a date as YYYY-MM-DD',
+  examples: ['2026-11-21'],
+});
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
 const Text = (max: number, description: string) =>
   Type.String({ minLength: 1, maxLength: max, errorMessage: `must be 1–${max} characters`, description });
@@ -60,25 +64,43 @@ export const Loan = Type.Object({
   defaulted_at: Nullable(Timestamp),
   default_reason: Nullable(Type.String()),
   repaid_at: Nullable(Timestamp),
-  outstanding_principal: { ...MoneyString, description: 'Principal not yet repaid ("0.00" before disbursement)' },
+  outstanding_principal: {
+    ...MoneyString,
+    description: 'Principal not yet repaid ("0.00" before disbursement)',
+  },
   total_repaid: { ...MoneyString, description: 'Sum of all repayments (principal and interest)' },
   next_due_date: Nullable(
-    Type.String({ format: 'date', description: 'Due date of the oldest installment not fully paid (may be past)' }),
+    Type.String({
+      format: 'date',
+      description: 'Due date of the oldest installment not fully paid (may be past)',
+    }),
   ),
-  days_past_due: Type.Integer({ description: 'Days since the oldest unpaid installment fell due; 0 if none' }),
+  days_past_due: Type.Integer({
+    description: 'Days since the oldest unpaid installment fell due; 0 if none',
+  }),
 });
 
 export const ListLoansQuery = Type.Object(
   {
     limit: Type.Integer({ minimum: 1, maximum: 200, default: 50, description: 'Page size (1–200)' }),
     cursor: Type.Optional(
-      Type.String({ minLength: 1, maxLength: 512, description: 'Opaque cursor from the previous Link header' }),
+      Type.String({
+        minLength: 1,
+        maxLength: 512,
+        description: 'Opaque cursor from the previous Link header',
+      }),
     ),
     status: Type.Optional(LoanStatusSchema),
     currency: Type.Optional(CurrencyInput),
     borrower_id: Type.Optional(BorrowerId),
-    created_after: Type.Optional({ ...Timestamp, description: 'Only loans created strictly after this instant' }),
-    created_before: Type.Optional({ ...Timestamp, description: 'Only loans created strictly before this instant' }),
+    created_after: Type.Optional({
+      ...Timestamp,
+      description: 'Only loans created strictly after this instant',
+    }),
+    created_before: Type.Optional({
+      ...Timestamp,
+      description: 'Only loans created strictly before this instant',
+    }),
   },
   { additionalProperties: false },
 );
@@ -124,7 +146,10 @@ export const ActionHeadersKeyRequired = Type.Object({
 
 export const QuoteQuery = Type.Object(
   {
-    amount: Type.String({ pattern: '^[0-9]+(\\.[0-9]+)?$', errorMessage: 'must be a positive decimal such as 15000.00' }),
+    amount: Type.String({
+      pattern: '^[0-9]+(\\.[0-9]+)?$',
+      errorMessage: 'must be a positive decimal such as 15000.00',
+    }),
     currency: CurrencyInput,
     term_months: Type.Integer({ minimum: 1, maximum: 360 }),
     interest_rate_apr: Type.String({
@@ -137,7 +162,10 @@ export const QuoteQuery = Type.Object(
 
 export const ScheduleSchema = Type.Object({
   currency: Type.String(),
-  disbursed_on: Type.String({ format: 'date', description: 'Disbursement date (today for a quote or undisbursed loan)' }),
+  disbursed_on: Type.String({
+    format: 'date',
+    description: 'Disbursement date (today for a quote or undisbursed loan)',
+  }),
   installment_amount: MoneyString,
   total_interest: MoneyString,
   total_repayable: MoneyString,

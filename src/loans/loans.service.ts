@@ -10,8 +10,8 @@ import { listEvents } from './events.repository.ts';
 import { scheduleOf } from './loan-commands.ts';
 import { inQuery, validateTerms } from './loan-terms.ts';
 import { eventView, loanView, repaymentView, scheduleView } from './loan-views.ts';
-import type { ListLoansQuery, QuoteQuery } from './loans.schemas.ts';
 import { findLoan, type LoanRow, listLoans } from './loans.repository.ts';
+import type { ListLoansQuery, QuoteQuery } from './loans.schemas.ts';
 import { listRepayments } from './repayments.repository.ts';
 import { buildSchedule, calendarDateOf } from './schedule.ts';
 
@@ -39,7 +39,9 @@ export function createLoansService(deps: { pool: Pool; config: Config; clock: ()
       const errors: FieldError[] = [];
       const currency = query.currency === undefined ? undefined : normalizeCurrency(query.currency);
       if (query.currency !== undefined && !currency) {
-        errors.push(inQuery('currency', `must be an active ISO 4217 currency code (got "${query.currency}")`));
+        errors.push(
+          inQuery('currency', `must be an active ISO 4217 currency code (got "${query.currency}")`),
+        );
       }
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
       if (query.cursor !== undefined && !after) {
@@ -68,7 +70,8 @@ export function createLoansService(deps: { pool: Pool; config: Config; clock: ()
     async schedule(id: string) {
       const loan = await load(id);
       const asOf = today();
-      if (loan.disbursed_on === null) return scheduleView(loan.currency, scheduleOf(loan, asOf), undefined, asOf);
+      if (loan.disbursed_on === null)
+        return scheduleView(loan.currency, scheduleOf(loan, asOf), undefined, asOf);
       const schedule = scheduleOf(loan, loan.disbursed_on);
       const payments = (await listRepayments(pool, loan.id)).map((row) => BigInt(row.amount_minor));
       const position = loanPosition(schedule.installments, payments, asOf);

@@ -22,11 +22,55 @@ interface SeedLoan {
 
 /** All five were applied for on the same day, so the list shows them by id: 5, 4, 3, 2, 1. */
 export const ORIGINAL_LOANS: readonly SeedLoan[] = [
-  { id: '00000000-0000-0000-0000-000000000001', borrower_id: 'usr_kenya_001', amount: '12500.00', currency: 'KES', term_months: 6, interest_rate_apr: '28.00', status: 'pending' },
-  { id: '00000000-0000-0000-0000-000000000002', borrower_id: 'usr_india_002', amount: '50000.00', currency: 'INR', term_months: 12, interest_rate_apr: '24.00', status: 'approved' },
-  { id: '00000000-0000-0000-0000-000000000003', borrower_id: 'usr_nigeria_003', amount: '32000.00', currency: 'NGN', term_months: 9, interest_rate_apr: '30.00', status: 'rejected' },
-  { id: '00000000-0000-0000-0000-000000000004', borrower_id: 'usr_vietnam_004', amount: '8400', currency: 'VND', term_months: 4, interest_rate_apr: '26.00', status: 'disbursed', disbursedDaysAgo: 45, installmentsPaid: 1 },
-  { id: '00000000-0000-0000-0000-000000000005', borrower_id: 'usr_philippines_005', amount: '21000.00', currency: 'PHP', term_months: 6, interest_rate_apr: '22.00', status: 'repaid', disbursedDaysAgo: 218, installmentsPaid: 6 },
+  {
+    id: '00000000-0000-0000-0000-000000000001',
+    borrower_id: 'usr_kenya_001',
+    amount: '12500.00',
+    currency: 'KES',
+    term_months: 6,
+    interest_rate_apr: '28.00',
+    status: 'pending',
+  },
+  {
+    id: '00000000-0000-0000-0000-000000000002',
+    borrower_id: 'usr_india_002',
+    amount: '50000.00',
+    currency: 'INR',
+    term_months: 12,
+    interest_rate_apr: '24.00',
+    status: 'approved',
+  },
+  {
+    id: '00000000-0000-0000-0000-000000000003',
+    borrower_id: 'usr_nigeria_003',
+    amount: '32000.00',
+    currency: 'NGN',
+    term_months: 9,
+    interest_rate_apr: '30.00',
+    status: 'rejected',
+  },
+  {
+    id: '00000000-0000-0000-0000-000000000004',
+    borrower_id: 'usr_vietnam_004',
+    amount: '8400',
+    currency: 'VND',
+    term_months: 4,
+    interest_rate_apr: '26.00',
+    status: 'disbursed',
+    disbursedDaysAgo: 45,
+    installmentsPaid: 1,
+  },
+  {
+    id: '00000000-0000-0000-0000-000000000005',
+    borrower_id: 'usr_philippines_005',
+    amount: '21000.00',
+    currency: 'PHP',
+    term_months: 6,
+    interest_rate_apr: '22.00',
+    status: 'repaid',
+    disbursedDaysAgo: 218,
+    installmentsPaid: 6,
+  },
 ];
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -55,16 +99,25 @@ export async function seedOriginalLoans(pool: Pool, config: Config, now: Date = 
     clock = daysAgo(APPLIED_DAYS_AGO);
     await commands.create(terms, ctx(terms), id);
     clock = daysAgo(APPLIED_DAYS_AGO - 1);
-    if (status === 'rejected') await commands.reject(id, { reason: 'Debt-to-income ratio above policy' }, ctx({}));
-    if (status !== 'pending' && status !== 'rejected') await commands.approve(id, { note: 'Meets policy' }, ctx({}));
+    if (status === 'rejected')
+      await commands.reject(id, { reason: 'Debt-to-income ratio above policy' }, ctx({}));
+    if (status !== 'pending' && status !== 'rejected')
+      await commands.approve(id, { note: 'Meets policy' }, ctx({}));
     if (disbursedDaysAgo !== undefined) {
       clock = daysAgo(disbursedDaysAgo);
       await commands.disburse(id, {}, ctx({}));
       const loan = (await findLoan(pool, id))!;
-      for (const installment of scheduleOf(loan, loan.disbursed_on!).installments.slice(0, installmentsPaid)) {
+      for (const installment of scheduleOf(loan, loan.disbursed_on!).installments.slice(
+        0,
+        installmentsPaid,
+      )) {
         clock = new Date(`${installment.dueDate}T12:00:00.000Z`);
         const amount = formatMoney(installment.totalMinor, loan.currency);
-        await commands.recordRepayment(id, { amount, reference: `seed-${installment.number}` }, ctx({ amount }));
+        await commands.recordRepayment(
+          id,
+          { amount, reference: `seed-${installment.number}` },
+          ctx({ amount }),
+        );
       }
     }
     inserted++;

@@ -27,6 +27,15 @@ export function registerHealthRoutes(
   const { config, pool, lifecycle } = deps;
   const startedAt = performance.now();
 
+  // Node's server.close() only closes the connections idle at that moment: a keep-alive connection
+  // whose request is still in flight would stay open after its response until the client's
+  // keep-alive timeout, holding the drain open past the shutdown timeout. So responses sent while
+  // shutting down close their connection (and tell the client to reconnect elsewhere).
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (lifecycle.shuttingDown) reply.header('connection', 'close');
+    return payload;
+  });
+
   app.get(
     '/health',
     {

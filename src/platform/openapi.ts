@@ -19,25 +19,67 @@ Microloans API of Branch Loans. Generated from the same schemas that validate re
 - \`GET /api/stats?currency=XXX\` for a valid currency without loans returns that currency with zero counts.
 `;
 
+interface QueryParameter {
+  in: string;
+  required?: boolean;
+  example?: unknown;
+  schema?: { default?: unknown; examples?: unknown[] };
+}
+
+/**
+ * Query parameters as a reader of /docs needs them:
+ * - one with a default is optional: TypeBox lists it as required because the handler always sees it once
+ *   the default is applied, and the generator copies that;
+ * - an optional one keeps its example in its schema (`examples`) rather than as the parameter's `example`,
+ *   which Swagger UI pre-fills: "Try it out" on the list would otherwise filter by every example value.
+ */
+function clientView<T extends { paths?: object }>(document: T): T {
+  for (const pathItem of Object.values(document.paths ?? {}) as Record<string, { parameters?: unknown }>[]) {
+    for (const operation of Object.values(pathItem)) {
+      for (const parameter of (operation.parameters ?? []) as QueryParameter[]) {
+        if (parameter.in !== 'query') continue;
+        if (parameter.schema && 'default' in parameter.schema) parameter.required = false;
+        if (!parameter.required && parameter.example !== undefined) {
+          parameter.schema = { ...parameter.schema, examples: [parameter.example] };
+          delete parameter.example;
+        }
+      }
+    }
+  }
+  return document;
+}
+
 export async function registerOpenApi(app: FastifyInstance, config: Config): Promise<void> {
+  // Before the feature routes: their error responses reference it (platform/schemas.ts problemResponses).
   app.addSchema(Problem);
   await app.register(swagger, {
-    // Shared schemas become components named by their $id (the default is "def-N").
-    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Branch Loans API', version: config.version, description: DESCRIPTION.trim() },
       tags: [
-        { name: 'loans', description: 'Loan applications and their lifecycle' },
+        { name: 'loans', description: 'Loan applications' },
+        {
+          name: 'lifecycle',
+          description: 'Approval, disbursement, repayments and default, with schedule and events',
+        },
         { name: 'stats', description: 'Portfolio statistics' },
         { name: 'operations', description: 'Health and readiness probes' },
       ],
     },
+    // Shared schemas become components named by their $id (the default names them "def-N").
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+    transformObject: (documentObject) =>
+      'openapiObject' in documentObject
+        ? clientView(documentObject.openapiObject)
+        : documentObject.swaggerObject,
   });
   await app.register(swaggerUi, {
     routePrefix: '/docs',
     uiConfig: { docExpansion: 'list', deepLinking: true, tryItOutEnabled: true },
     staticCSP: true,
+    // The default policy upgrades the page's requests to https, so /docs served over plain http on any host
+    // but localhost (http://<lan-ip>:8000, a container name) loaded nothing. TLS belongs to the proxy.
+    transformStaticCSP: (header) => header.replace(/\s*upgrade-insecure-requests;/, ''),
   });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }

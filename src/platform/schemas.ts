@@ -64,18 +64,21 @@ export const Problem = Type.Object(
   },
 );
 
+/** Every route can fail with these: an unexpected error, or the database being unavailable. */
+const SERVER_ERROR_STATUSES = [500, 503];
+
 /**
- * OpenAPI documentation of the error responses a route can give, as `application/problem+json` referencing
- * the shared `Problem` schema (registered by platform/openapi.ts). Errors are sent pre-serialized by the error
- * handler, so these schemas document and never filter.
+ * OpenAPI documentation of the error responses a route can give (plus 500 and 503), as
+ * `application/problem+json` referencing the shared `Problem` schema that platform/openapi.ts registers.
+ * The error handler sends problems already serialized, so these schemas document and never filter.
  */
 export function problemResponses(...statuses: number[]): Record<number, TSchema> {
   return Object.fromEntries(
-    statuses.map((status) => [
+    [...new Set([...statuses, ...SERVER_ERROR_STATUSES])].map((status) => [
       status,
       Type.Unsafe({
         description: `Problem (${status})`,
-        content: { 'application/problem+json': { schema: Type.Ref(Problem.$id) } },
+        content: { 'application/problem+json': { schema: Type.Ref('Problem') } },
       }),
     ]),
   );

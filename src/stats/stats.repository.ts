@@ -25,7 +25,11 @@ export async function loadStatsRows(db: Queryable, currency?: string): Promise<S
  * Outstanding principal per currency of active loans whose oldest unpaid installment fell due before
  * `cutoff`; reads the per-due-date aggregates, so its cost follows the number of dates, not of loans.
  */
-export async function loadArrears(db: Queryable, cutoff: string, currency?: string): Promise<Map<string, bigint>> {
+export async function loadArrears(
+  db: Queryable,
+  cutoff: string,
+  currency?: string,
+): Promise<Map<string, bigint>> {
   const result = await db.query<{ currency: string; outstanding_minor: string }>(
     `SELECT currency, sum(outstanding_minor)::text AS outstanding_minor
        FROM loan_arrears

@@ -20,7 +20,10 @@ const RATIO_DIGITS = 4;
 
 /** part / whole with 4 decimals, half-even; "0.0000" when there is no whole. */
 function ratio(part: bigint, whole: bigint): string {
-  return formatScaled(whole > 0n ? divideHalfEven(part * 10n ** BigInt(RATIO_DIGITS), whole) : 0n, RATIO_DIGITS);
+  return formatScaled(
+    whole > 0n ? divideHalfEven(part * 10n ** BigInt(RATIO_DIGITS), whole) : 0n,
+    RATIO_DIGITS,
+  );
 }
 
 export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
@@ -29,7 +32,10 @@ export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
       const currency = currencyFilter === undefined ? undefined : normalizeCurrency(currencyFilter);
       if (currencyFilter !== undefined && !currency) {
         throw validationError([
-          { parameter: 'currency', message: `must be an active ISO 4217 currency code (got "${currencyFilter}")` },
+          {
+            parameter: 'currency',
+            message: `must be an active ISO 4217 currency code (got "${currencyFilter}")`,
+          },
         ]);
       }
       const now = deps.clock();
@@ -40,7 +46,10 @@ export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
         loadArrears(deps.pool, cutoff, currency),
       ]);
 
-      const byStatus = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0])) as Record<LoanStatus, number>;
+      const byStatus = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0])) as Record<
+        LoanStatus,
+        number
+      >;
       const totals = new Map<string, CurrencyTotals>();
       // A filtered currency is reported even when it has no loans yet.
       if (currency) totals.set(currency, { loans: 0n, amountMinor: 0n, outstandingMinor: 0n });
@@ -61,7 +70,10 @@ export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
         amounts[code] = {
           loans: Number(total.loans),
           total_amount: formatMoney(total.amountMinor, code),
-          avg_amount: formatMoney(total.loans > 0n ? divideHalfEven(total.amountMinor, total.loans) : 0n, code),
+          avg_amount: formatMoney(
+            total.loans > 0n ? divideHalfEven(total.amountMinor, total.loans) : 0n,
+            code,
+          ),
           outstanding_principal: formatMoney(total.outstandingMinor, code),
           par30_ratio: ratio(arrears.get(code) ?? 0n, total.outstandingMinor),
         };

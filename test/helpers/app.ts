@@ -23,14 +23,14 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 /** The app on a fresh database of its own, with its logs captured. */
-export async function buildTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function buildTestApp(env: Record<string, string> = {}, clock?: () => Date): Promise<TestApp> {
   const db = await createTestDatabase();
   const config = testConfig({ LOG_LEVEL: 'info', ...env });
   const pool = createPool(db.url, config.database, () => {});
   const logs: Record<string, unknown>[] = [];
   const logger = pino(loggerOptions(config), { write: (line: string) => logs.push(JSON.parse(line)) });
   const lifecycle = { shuttingDown: false };
-  const app = await buildApp({ config, pool, lifecycle, logger });
+  const app = await buildApp({ config, pool, lifecycle, logger, clock });
   return {
     app,
     pool,

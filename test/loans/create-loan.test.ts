@@ -66,7 +66,9 @@ describe('POST /api/loans', () => {
     const response = await create({ ...valid, ...override });
     expect(response.statusCode).toBe(201);
     expect(response.json().amount).toBe(expectedAmount);
-    expect(response.json().currency).toBe(String(override.currency ?? 'INR').toUpperCase());
+    expect(response.json().currency).toBe(
+      String((override as { currency?: string }).currency ?? 'INR').toUpperCase(),
+    );
   });
 
   it.each([

@@ -138,7 +138,12 @@ describe('GET /api/loans', () => {
     const client = await t.pool.connect();
     try {
       await client.query('SET enable_seqscan = off');
-      for (const where of ['', "WHERE status = 'pending'", "WHERE currency = 'INR'", "WHERE borrower_id = 'usr_1'"]) {
+      for (const where of [
+        '',
+        "WHERE status = 'pending'",
+        "WHERE currency = 'INR'",
+        "WHERE borrower_id = 'usr_1'",
+      ]) {
         const plan = await client.query(
           `EXPLAIN SELECT id FROM loans ${where} ${where ? 'AND' : 'WHERE'}
              (created_at, id) < ('2026-06-01T00:00:00Z'::timestamptz, '00000000-0000-0000-0000-000000000000'::uuid)
@@ -158,7 +163,12 @@ describe('GET /api/loans/{id}', () => {
   it('returns the loan with an ETag', async () => {
     const response = await get(`/api/loans/${ids[0]}`);
     expect(response.statusCode).toBe(200);
-    expect(response.json()).toMatchObject({ id: ids[0], amount: '10.01', currency: 'KES', borrower_id: 'usr_1' });
+    expect(response.json()).toMatchObject({
+      id: ids[0],
+      amount: '10.01',
+      currency: 'KES',
+      borrower_id: 'usr_1',
+    });
     expect(response.headers.etag).toMatch(/^"[^"]+"$/);
   });
 

@@ -5,7 +5,7 @@ import { buildTestApp, JSON_HEADERS, type TestApp } from '../helpers/app.ts';
 let t: TestApp;
 beforeAll(async () => {
   t = await buildTestApp();
-  await seedOriginalLoans(t.pool);
+  await seedOriginalLoans(t.pool, t.config);
 });
 afterAll(() => t.close());
 
@@ -23,11 +23,42 @@ describe('GET /api/stats', () => {
       by_status: { pending: 1, approved: 1, rejected: 1, disbursed: 1, repaid: 1, defaulted: 0 },
       by_currency: { INR: 1, KES: 1, NGN: 1, PHP: 1, VND: 1 },
       amounts: {
-        INR: { loans: 1, total_amount: '50000.00', avg_amount: '50000.00', outstanding_principal: '0.00', par30_ratio: '0.0000' },
-        KES: { loans: 1, total_amount: '12500.00', avg_amount: '12500.00', outstanding_principal: '0.00', par30_ratio: '0.0000' },
-        NGN: { loans: 1, total_amount: '32000.00', avg_amount: '32000.00', outstanding_principal: '0.00', par30_ratio: '0.0000' },
-        PHP: { loans: 1, total_amount: '21000.00', avg_amount: '21000.00', outstanding_principal: '0.00', par30_ratio: '0.0000' },
-        VND: { loans: 1, total_amount: '8400', avg_amount: '8400', outstanding_principal: '0', par30_ratio: '0.0000' },
+        INR: {
+          loans: 1,
+          total_amount: '50000.00',
+          avg_amount: '50000.00',
+          outstanding_principal: '0.00',
+          par30_ratio: '0.0000',
+        },
+        KES: {
+          loans: 1,
+          total_amount: '12500.00',
+          avg_amount: '12500.00',
+          outstanding_principal: '0.00',
+          par30_ratio: '0.0000',
+        },
+        NGN: {
+          loans: 1,
+          total_amount: '32000.00',
+          avg_amount: '32000.00',
+          outstanding_principal: '0.00',
+          par30_ratio: '0.0000',
+        },
+        PHP: {
+          loans: 1,
+          total_amount: '21000.00',
+          avg_amount: '21000.00',
+          outstanding_principal: '0.00',
+          par30_ratio: '0.0000',
+        },
+        // Loan 4: 8400 VND disbursed 45 days ago, first installment (2033 principal) paid on time.
+        VND: {
+          loans: 1,
+          total_amount: '8400',
+          avg_amount: '8400',
+          outstanding_principal: '6367',
+          par30_ratio: '0.0000',
+        },
       },
       as_of: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
     });
@@ -55,15 +86,33 @@ describe('GET /api/stats', () => {
     const after = await stats('?currency=KWD');
     expect(after.amounts.KWD).toMatchObject({ loans: 3, total_amount: '0.040', avg_amount: '0.013' });
     expect(after.total_loans).toBe(3);
-    expect(after.by_status).toEqual({ pending: 3, approved: 0, rejected: 0, disbursed: 0, repaid: 0, defaulted: 0 });
+    expect(after.by_status).toEqual({
+      pending: 3,
+      approved: 0,
+      rejected: 0,
+      disbursed: 0,
+      repaid: 0,
+      defaulted: 0,
+    });
     expect(after.by_currency).toEqual({ KWD: 3 });
     expect(Object.keys(after.amounts)).toEqual(['KWD']);
   });
 
   it('moves counts between statuses when a loan changes state', async () => {
-    await t.pool.query(`UPDATE loans SET status = 'approved' WHERE id = '00000000-0000-0000-0000-000000000001'`);
+    const approved = await t.app.inject({
+      method: 'POST',
+      url: '/api/loans/00000000-0000-0000-0000-000000000001/approve',
+    });
+    expect(approved.statusCode).toBe(200);
     const body = await stats('?currency=KES');
-    expect(body.by_status).toEqual({ pending: 0, approved: 1, rejected: 0, disbursed: 0, repaid: 0, defaulted: 0 });
+    expect(body.by_status).toEqual({
+      pending: 0,
+      approved: 1,
+      rejected: 0,
+      disbursed: 0,
+      repaid: 0,
+      defaulted: 0,
+    });
     const all = await stats();
     expect(all.by_status.pending).toBe(3);
     expect(all.by_status.approved).toBe(2);
@@ -75,7 +124,15 @@ describe('GET /api/stats', () => {
     expect(body).toMatchObject({
       total_loans: 0,
       by_currency: { JPY: 0 },
-      amounts: { JPY: { loans: 0, total_amount: '0', avg_amount: '0', outstanding_principal: '0', par30_ratio: '0.0000' } },
+      amounts: {
+        JPY: {
+          loans: 0,
+          total_amount: '0',
+          avg_amount: '0',
+          outstanding_principal: '0',
+          par30_ratio: '0.0000',
+        },
+      },
     });
   });
 
@@ -91,11 +148,14 @@ describe('GET /api/stats', () => {
   });
 
   it('agrees with a full count of the table', async () => {
-    const { rows } = await t.pool.query<{ currency: string; status: string; n: string; total: string }>(
-      'SELECT currency, status, count(*) AS n, sum(amount_minor) AS total FROM loans GROUP BY 1, 2 ORDER BY 1, 2',
+    const { rows } = await t.pool.query(
+      `SELECT currency, status, count(*)::text AS n, sum(amount_minor)::text AS total,
+              sum(outstanding_principal_minor)::text AS outstanding
+         FROM loans GROUP BY 1, 2 ORDER BY 1, 2`,
     );
-    const maintained = await t.pool.query<{ currency: string; status: string; n: string; total: string }>(
-      'SELECT currency, status, loans::text AS n, amount_minor::text AS total FROM loan_stats WHERE loans > 0 ORDER BY 1, 2',
+    const maintained = await t.pool.query(
+      `SELECT currency, status, loans::text AS n, amount_minor::text AS total, outstanding_minor::text AS outstanding
+         FROM loan_stats WHERE loans > 0 ORDER BY 1, 2`,
     );
     expect(maintained.rows).toEqual(rows);
   });

@@ -1,0 +1,479 @@
+// npm run db:seed [-- --loans N] [--database-url URL]: migrates, inserts the original five loans
+// (idempotent) and, with --loans, N random loans for benchmarks.
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PoolClient } from 'pg';
+import type { Config } from '../config.ts';
+import { LOAN_STATUSES, type LoanStatus } from '../loans/loan-status.ts';
+import { aprToBasisPoints, buildSchedule } from '../loans/schedule.ts';
+import { seedOriginalLoans } from '../loans/seed.ts';
+import { currencyExponent } from '../money/currencies.ts';
+import { parseMoney } from '../money/money.ts';
+import { createPool, type Pool, withTransaction } from '../platform/database.ts';
+import { openDatabaseTarget } from '../platform/database-target.ts';
+import { migrateUp } from '../platform/migrations.ts';
+import { readConfigOrExit } from './cli-config.ts';
+
+export const USAGE = 'usage: npm run db:seed -- [--loans N] [--database-url postgres://…]';
+const MAX_RANDOM_LOANS = 10_000_000;
+
+export class UsageError extends Error {}
+
+export interface SeedArgs {
+  /** Random loans to add; 0 adds only the original five. */
+  loans: number;
+  databaseUrl: string | undefined;
+  help: boolean;
+}
+
+export function parseSeedArgs(argv: readonly string[]): SeedArgs {
+  const args: SeedArgs = { loans: 0, databaseUrl: undefined, help: false };
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!;
+    const equals = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = equals > 0 ? arg.slice(0, equals) : arg;
+    const value = (): string => {
+      const given = equals > 0 ? arg.slice(equals + 1) : argv[++index];
+      if (given === undefined || given === '') throw new UsageError(`${name} needs a value`);
+      return given;
+    };
+    if (name === '--loans') {
+      const text = value();
+      const count = Number(text);
+      if (!/^\d+$/.test(text) || count < 1 || count > MAX_RANDOM_LOANS) {
+        throw new UsageError(`--loans must be an integer from 1 to ${MAX_RANDOM_LOANS} (got "${text}")`);
+      }
+      args.loans = count;
+    } else if (name === '--database-url') {
+      args.databaseUrl = value();
+    } else if (name === '--help' || name === '-h') {
+      args.help = true;
+    } else {
+      throw new UsageError(`unknown argument "${arg}"`);
+    }
+  }
+  return args;
+}
+
+/** Where the random loans are: mostly Branch's markets; 0, 2 and 3 minor digits. [code, weight, country]. */
+const RANDOM_CURRENCIES: readonly (readonly [string, number, string])[] = [
+  ['INR', 24, 'india'],
+  ['KES', 14, 'kenya'],
+  ['NGN', 14, 'nigeria'],
+  ['PHP', 10, 'philippines'],
+  ['VND', 8, 'vietnam'],
+  ['UGX', 6, 'uganda'],
+  ['GHS', 5, 'ghana'],
+  ['TZS', 5, 'tanzania'],
+  ['MXN', 4, 'mexico'],
+  ['IDR', 3, 'indonesia'],
+  ['JPY', 3, 'japan'],
+  ['KWD', 2, 'kuwait'],
+  ['BHD', 1, 'bahrain'],
+  ['XOF', 1, 'senegal'],
+];
+
+const STATUS_WEIGHTS: Record<LoanStatus, number> = {
+  pending: 12,
+  approved: 8,
+  rejected: 15,
+  disbursed: 40,
+  repaid: 20,
+  defaulted: 5,
+};
+
+/** Lower bucket bounds for width_bucket(random(), bounds): 0 first, then the cumulative shares. */
+function bucketBounds(weights: readonly number[]): number[] {
+  const total = weights.reduce((sum, weight) => sum + weight, 0);
+  let running = 0;
+  return weights.map((weight) => {
+    const bound = running / total;
+    running += weight;
+    return bound;
+  });
+}
+
+function maxAmountMinor(loanMaxAmount: Config['loanMaxAmount'], currency: string): bigint {
+  const parsed = parseMoney(loanMaxAmount.byCurrency[currency] ?? loanMaxAmount.default, currency);
+  if (!parsed.ok) throw new Error(`the configured maximum loan amount is not valid in ${currency}`);
+  return parsed.value;
+}
+
+const REJECTION_REASONS = [
+  'insufficient repayment capacity',
+  'incomplete KYC documents',
+  'existing overdue loan',
+];
+const DEFAULT_REASONS = [
+  'no payment for 90 days',
+  'borrower unreachable',
+  'written off after collection attempts',
+];
+
+// Rows are drawn in SQL into a temporary table, so no amount passes through a JS number: random()
+// only picks buckets and dates, amounts are bigint minor units from the first cast on. Amounts are
+// log-uniform from max/500 to the configured max, 80% of them rounded to 10 or 100 major units.
+// Each status gets a plausible timeline: pending and approved applications are recent, disbursed
+// loans are within their term, repaid and defaulted loans are older.
+const CREATE_BATCH_TABLE = `
+CREATE TEMP TABLE seed_batch (
+  n int PRIMARY KEY, id uuid NOT NULL DEFAULT gen_random_uuid(),
+  borrower_id text, currency text, amount_minor bigint, term_months int, interest_rate_apr numeric(5,2),
+  status text, created_at timestamptz(3), approved_at timestamptz(3), rejected_at timestamptz(3),
+  rejection_reason text, disbursed_at timestamptz(3), disbursed_on date, default_reason text,
+  r_paid float8, r_hour float8,
+  repaid_minor bigint NOT NULL DEFAULT 0, interest_paid_minor bigint, principal_paid_minor bigint,
+  outstanding_principal_minor bigint NOT NULL DEFAULT 0, oldest_unpaid_due_date date, paid_on date,
+  paid_at timestamptz(3), defaulted_at timestamptz(3), repaid_at timestamptz(3)
+) ON COMMIT DROP`;
+
+const DRAW_BATCH = `
+INSERT INTO seed_batch (n, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status,
+  created_at, approved_at, rejected_at, rejection_reason, disbursed_at, disbursed_on, default_reason, r_paid, r_hour)
+WITH draw AS (
+  SELECT g AS n, width_bucket(random(), $3::float8[]) AS c, width_bucket(random(), $8::float8[]) AS s,
+         random() AS r_amount, random() AS r_round, random() AS r_term, random() AS r_term_value,
+         random() AS r_apr, random() AS r_apr_value, random() AS r_age, random() AS r_lag1,
+         random() AS r_lag2, random() AS r_borrower, random() AS r_reason, random() AS r_paid, random() AS r_hour
+    FROM generate_series(1, $1::int) g
+), pick AS (
+  SELECT ($2::text[])[c] AS currency, ($6::text[])[c] AS country, ($7::text[])[s] AS status,
+         (10::bigint ^ ($4::int[])[c])::bigint AS unit, ($5::bigint[])[c] AS max_minor,
+         greatest(1, ($5::bigint[])[c] / 500) AS min_minor, d.*
+    FROM draw d
+), amount AS (
+  SELECT least(max_minor, floor(min_minor * exp(r_amount * ln(max_minor::float8 / min_minor)))::bigint) AS raw,
+         CASE WHEN r_round >= 0.8 THEN 1::bigint
+              WHEN max_minor >= 1000 * unit THEN 100 * unit ELSE 10 * unit END AS step,
+         p.*
+    FROM pick p
+), loan AS (
+  SELECT n, currency, status, r_lag1, r_lag2, r_reason, r_paid, r_hour,
+         'usr_' || country || '_' || lpad((1 + floor(r_borrower * $9::int))::text, 7, '0') AS borrower_id,
+         CASE WHEN raw >= step THEN raw / step * step ELSE raw END AS amount_minor,
+         CASE WHEN r_term < 0.88 THEN (ARRAY[3, 6, 9, 12, 18, 24])[least(6, 1 + floor(r_term_value * 6)::int)]
+              WHEN r_term < 0.98 THEN (ARRAY[1, 2, 30, 36, 48, 60])[least(6, 1 + floor(r_term_value * 6)::int)]
+              ELSE least(360, 1 + floor(r_term_value * 360)::int) END AS term_months,
+         (CASE WHEN r_apr < 0.03 THEN 0
+               WHEN r_apr < 0.9 THEN 1200 + least(3300, floor(r_apr_value * 3301)::int)
+               ELSE least(10000, floor(r_apr_value * 10001)::int) END)::numeric / 100 AS interest_rate_apr,
+         r_age
+    FROM amount
+), aged AS (
+  SELECT l.*, date_trunc('milliseconds', now() - CASE status
+           WHEN 'pending' THEN power(r_age, 1.5) * interval '14 days'
+           WHEN 'approved' THEN power(r_age, 1.5) * interval '21 days'
+           WHEN 'rejected' THEN power(r_age, 1.5) * interval '730 days'
+           WHEN 'disbursed' THEN r_age * least(interval '730 days', term_months * interval '30 days')
+           WHEN 'defaulted' THEN interval '150 days' + r_age * interval '580 days'
+           -- repaid: old enough for the whole term to have passed, unless the term is longer than the window
+           ELSE CASE WHEN term_months * interval '30 days' < interval '700 days'
+                     THEN term_months * interval '30 days' + interval '7 days'
+                          + r_age * (interval '723 days' - term_months * interval '30 days')
+                     ELSE r_age * interval '730 days' END
+         END) AS created_at
+    FROM loan l
+), decided AS (
+  SELECT a.*,
+         CASE WHEN status <> 'rejected' AND status <> 'pending'
+              THEN date_trunc('milliseconds', created_at + r_lag1 * least(interval '2 days', now() - created_at)) END
+           AS approved_at,
+         CASE WHEN status = 'rejected'
+              THEN date_trunc('milliseconds', created_at + r_lag1 * least(interval '3 days', now() - created_at)) END
+           AS rejected_at
+    FROM aged a
+), disbursed AS (
+  SELECT d.*,
+         CASE WHEN status IN ('disbursed', 'repaid', 'defaulted')
+              THEN date_trunc('milliseconds', approved_at + r_lag2 * least(interval '2 days', now() - approved_at)) END
+           AS disbursed_at
+    FROM decided d
+)
+SELECT n, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status,
+       created_at, approved_at, rejected_at,
+       CASE WHEN status = 'rejected' THEN ($10::text[])[1 + floor(r_reason * 3)::int] END,
+       disbursed_at, (disbursed_at AT TIME ZONE 'UTC')::date,
+       CASE WHEN status = 'defaulted' THEN ($11::text[])[1 + floor(r_reason * 3)::int] END,
+       r_paid, r_hour
+  FROM disbursed`;
+
+// Repayment progress comes from the service's own schedule (per loan, in JS, exact bigint arithmetic),
+// recorded as one repayment carrying everything paid so far: allocation depends only on the total.
+const APPLY_REPAYMENTS = `
+UPDATE seed_batch b
+   SET repaid_minor = p.repaid_minor, interest_paid_minor = p.interest_paid_minor,
+       principal_paid_minor = p.principal_paid_minor, outstanding_principal_minor = p.outstanding_minor,
+       oldest_unpaid_due_date = p.oldest_due, paid_on = p.paid_on, paid_at = p.paid_at,
+       repaid_at = CASE WHEN b.status = 'repaid' THEN p.paid_at END,
+       defaulted_at = CASE WHEN b.status = 'defaulted' THEN greatest(b.disbursed_at, p.paid_at, least(
+         date_trunc('milliseconds', now()),
+         date_trunc('milliseconds', (p.oldest_due + 60 + b.r_hour * interval '30 days') AT TIME ZONE 'UTC'))) END
+  FROM (
+    SELECT x.*, CASE WHEN x.paid_on IS NOT NULL THEN greatest(s.disbursed_at, least(
+             date_trunc('milliseconds', now()),
+             date_trunc('milliseconds', (x.paid_on + s.r_hour * interval '1 day') AT TIME ZONE 'UTC'))) END AS paid_at
+      FROM unnest($1::int[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::date[], $7::date[])
+           AS x(n, repaid_minor, interest_paid_minor, principal_paid_minor, outstanding_minor, oldest_due, paid_on)
+      JOIN seed_batch s USING (n)
+  ) p
+ WHERE b.n = p.n`;
+
+const INSERT_LOANS = `
+INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status, created_at,
+  updated_at, version, approved_at, rejected_at, rejection_reason, disbursed_at, disbursed_on, defaulted_at,
+  default_reason, repaid_at, outstanding_principal_minor, repaid_minor, oldest_unpaid_due_date)
+SELECT id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status, created_at,
+       greatest(created_at, approved_at, rejected_at, disbursed_at, paid_at, defaulted_at),
+       1 + (approved_at IS NOT NULL)::int + (rejected_at IS NOT NULL)::int + (disbursed_at IS NOT NULL)::int
+         + (paid_at IS NOT NULL)::int + (defaulted_at IS NOT NULL)::int,
+       approved_at, rejected_at, rejection_reason, disbursed_at, disbursed_on, defaulted_at,
+       default_reason, repaid_at, outstanding_principal_minor, repaid_minor, oldest_unpaid_due_date
+  FROM seed_batch
+ ORDER BY created_at`;
+
+const INSERT_REPAYMENTS = `
+INSERT INTO repayments (loan_id, amount_minor, interest_minor, principal_minor, paid_on, reference, actor,
+  request_id, created_at)
+SELECT id, repaid_minor, interest_paid_minor, principal_paid_minor, paid_on, 'seed', 'seed', 'seed', paid_at
+  FROM seed_batch
+ WHERE repaid_minor > 0
+ ORDER BY paid_at`;
+
+interface DisbursedDraw {
+  n: number;
+  status: LoanStatus;
+  amount_minor: string;
+  interest_rate_apr: string;
+  term_months: number;
+  disbursed_on: string;
+  r_paid: number;
+}
+
+/**
+ * Installments paid so far: all of them for repaid loans; for disbursed loans most borrowers are
+ * current and some are one or more installments behind; defaulted loans stopped paying months ago.
+ */
+function installmentsPaid(draw: DisbursedDraw, due: number): number {
+  const term = draw.term_months;
+  if (draw.status === 'repaid') return term;
+  const behind =
+    draw.status === 'defaulted'
+      ? 3 + Math.floor(draw.r_paid * 4)
+      : draw.r_paid < 0.8
+        ? 0
+        : draw.r_paid < 0.92
+          ? 1
+          : 2 + Math.floor(((draw.r_paid - 0.92) / 0.08) * 4);
+  return Math.max(0, Math.min(term - 1, due - behind));
+}
+
+function repaymentProgress(draw: DisbursedDraw, today: string) {
+  const schedule = buildSchedule({
+    principalMinor: BigInt(draw.amount_minor),
+    aprBasisPoints: aprToBasisPoints(draw.interest_rate_apr),
+    termMonths: draw.term_months,
+    disbursedOn: draw.disbursed_on,
+  });
+  const due = schedule.installments.filter((row) => row.dueDate <= today).length;
+  const paid = installmentsPaid(draw, due);
+  let interest = 0n;
+  let principal = 0n;
+  for (const row of schedule.installments.slice(0, paid)) {
+    interest += row.interestMinor;
+    principal += row.principalMinor;
+  }
+  const lastPaidDue = paid > 0 ? schedule.installments[paid - 1]!.dueDate : null;
+  return {
+    repaid: interest + principal,
+    interest,
+    principal,
+    outstanding: BigInt(draw.amount_minor) - principal,
+    oldestDue: schedule.installments[paid]?.dueDate ?? null,
+    // Paid on the due date, or today when a repaid loan was settled early.
+    paidOn: lastPaidDue === null ? null : lastPaidDue < today ? lastPaidDue : today,
+  };
+}
+
+async function applyRepayments(client: PoolClient, today: string): Promise<void> {
+  const draws = await client.query<DisbursedDraw>(
+    `SELECT n, status, amount_minor, interest_rate_apr::text, term_months, disbursed_on, r_paid
+       FROM seed_batch WHERE disbursed_on IS NOT NULL`,
+  );
+  const columns: [number[], string[], string[], string[], string[], (string | null)[], (string | null)[]] = [
+    [],
+    [],
+    [],
+    [],
+    [],
+    [],
+    [],
+  ];
+  for (const draw of draws.rows) {
+    const progress = repaymentProgress(draw, today);
+    columns[0].push(draw.n);
+    columns[1].push(progress.repaid.toString());
+    columns[2].push(progress.interest.toString());
+    columns[3].push(progress.principal.toString());
+    columns[4].push(progress.outstanding.toString());
+    columns[5].push(progress.oldestDue);
+    columns[6].push(progress.paidOn);
+  }
+  await client.query(APPLY_REPAYMENTS, columns);
+}
+
+export interface RandomLoansOptions {
+  loanMaxAmount: Config['loanMaxAmount'];
+  /** Loans per batch of statements. */
+  batchSize?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Inserts `count` random loans in one transaction (all or none), with a repayment for each disbursed
+ * loan that has paid something; returns how many loans it inserted.
+ */
+export async function seedRandomLoans(
+  pool: Pool,
+  count: number,
+  options: RandomLoansOptions,
+): Promise<number> {
+  const batchSize = options.batchSize ?? 10_000;
+  const currencies = RANDOM_CURRENCIES.map(([code]) => code);
+  const drawParameters = [
+    currencies,
+    bucketBounds(RANDOM_CURRENCIES.map(([, weight]) => weight)),
+    currencies.map(currencyExponent),
+    currencies.map((code) => maxAmountMinor(options.loanMaxAmount, code).toString()),
+    RANDOM_CURRENCIES.map(([, , country]) => country),
+    LOAN_STATUSES,
+    bucketBounds(LOAN_STATUSES.map((status) => STATUS_WEIGHTS[status])),
+    // About three loans per borrower.
+    Math.max(100, Math.ceil(count / 3)),
+    REJECTION_REASONS,
+    DEFAULT_REASONS,
+  ];
+  return withTransaction(pool, async (client) => {
+    // A bulk load, not a request: the pool's per-statement timeout does not apply.
+    await client.query('SET LOCAL statement_timeout = 0');
+    await client.query(CREATE_BATCH_TABLE);
+    const today = await client.query<{ today: string }>(`SELECT (now() AT TIME ZONE 'UTC')::date AS today`);
+    let done = 0;
+    options.onProgress?.(0, count);
+    while (done < count) {
+      const batch = Math.min(batchSize, count - done);
+      await client.query('TRUNCATE seed_batch');
+      await client.query(DRAW_BATCH, [batch, ...drawParameters]);
+      await applyRepayments(client, today.rows[0]!.today);
+      const inserted = await client.query(INSERT_LOANS);
+      await client.query(INSERT_REPAYMENTS);
+      done += inserted.rowCount ?? 0;
+      options.onProgress?.(done, count);
+    }
+    return done;
+  });
+}
+
+export interface SeedReport {
+  appliedMigrations: string[];
+  originalInserted: number;
+  randomInserted: number;
+}
+
+/** Migrates the database at `url`, then inserts the original loans and `loans` random ones. */
+export async function seedDatabase(
+  url: string,
+  config: Config,
+  options: { loans: number; onProgress?: (done: number, total: number) => void },
+): Promise<SeedReport> {
+  const appliedMigrations = await migrateUp(url);
+  const pool = createPool(url, config.database, () => {});
+  try {
+    const originalInserted = await seedOriginalLoans(pool, config);
+    const randomInserted =
+      options.loans > 0
+        ? await seedRandomLoans(pool, options.loans, {
+            loanMaxAmount: config.loanMaxAmount,
+            ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+          })
+        : 0;
+    return { appliedMigrations, originalInserted, randomInserted };
+  } finally {
+    await pool.end();
+  }
+}
+
+/** Redraws one line on a terminal; elsewhere (CI logs, pipes) prints a line every 10%. */
+export function progressBar(
+  stream: NodeJS.WritableStream & { isTTY?: boolean },
+  label: string,
+): (done: number, total: number) => void {
+  let lastTenth = -1;
+  return (done, total) => {
+    const ratio = total === 0 ? 1 : done / total;
+    const percent = Math.floor(ratio * 100);
+    if (stream.isTTY) {
+      const width = 30;
+      const filled = Math.floor(ratio * width);
+      const bar = `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
+      stream.write(`\r${label} [${bar}] ${String(percent).padStart(3)}% ${done}/${total}`);
+      if (done >= total) stream.write('\n');
+      return;
+    }
+    const tenth = Math.floor(percent / 10);
+    if (tenth > lastTenth) {
+      lastTenth = tenth;
+      stream.write(`${label}: ${percent}% (${done}/${total})\n`);
+    }
+  };
+}
+
+function describe(report: SeedReport, seconds: string): string[] {
+  const lines = report.appliedMigrations.map((name) => `applied migration ${name}`);
+  if (report.appliedMigrations.length === 0) lines.push('schema is up to date');
+  lines.push(
+    report.originalInserted > 0
+      ? `inserted ${report.originalInserted} original loans`
+      : 'original loans already present, nothing inserted',
+  );
+  if (report.randomInserted > 0) lines.push(`inserted ${report.randomInserted} random loans in ${seconds} s`);
+  return lines;
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  let args: SeedArgs;
+  try {
+    args = parseSeedArgs(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`seed: ${error.message}; ${USAGE}`);
+    process.exit(2);
+  }
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+
+  const env = args.databaseUrl
+    ? { ...process.env, DATABASE_URL: args.databaseUrl, DATABASE_URL_FILE: undefined }
+    : process.env;
+  const config = readConfigOrExit(env);
+  const target = await openDatabaseTarget(config, { log: (_details, message) => console.error(message) });
+  try {
+    const started = performance.now();
+    const report = await seedDatabase(target.url, config, {
+      loans: args.loans,
+      onProgress: progressBar(process.stderr, 'random loans'),
+    });
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    for (const line of describe(report, seconds)) console.log(line);
+  } finally {
+    await target.stop();
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).catch((error: unknown) => {
+    console.error(`seed failed: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
+}

@@ -7,7 +7,8 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,
-    // Every file gets its own database; a failing run keeps going to show every failure.
-    reporters: ['default'],
+    // The JSON report lets .ci/run print a plain "N passed, N failed" line.
+    reporters: ['default', 'json'],
+    outputFile: { json: '.ci/vitest-results.json' },
   },
 });

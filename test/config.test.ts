@@ -52,8 +52,14 @@ describe('loadConfig', () => {
   });
 
   it('parses per-currency maximum amounts', () => {
-    const config = loadConfig({ LOAN_MAX_AMOUNT: '75000', LOAN_MAX_AMOUNT_BY_CURRENCY: 'vnd=1000000000, KWD=15000.500' });
-    expect(config.loanMaxAmount).toEqual({ default: '75000', byCurrency: { VND: '1000000000', KWD: '15000.500' } });
+    const config = loadConfig({
+      LOAN_MAX_AMOUNT: '75000',
+      LOAN_MAX_AMOUNT_BY_CURRENCY: 'vnd=1000000000, KWD=15000.500',
+    });
+    expect(config.loanMaxAmount).toEqual({
+      default: '75000',
+      byCurrency: { VND: '1000000000', KWD: '15000.500' },
+    });
   });
 
   it.each([
@@ -63,16 +69,32 @@ describe('loadConfig', () => {
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL', expect.stringContaining('must be one of fatal, error')],
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL', 'must start with postgres:// (got mysql://)'],
     [{ DATABASE_URL: 'not a url' }, 'DATABASE_URL', expect.stringContaining('is not a valid URL')],
-    [{ APP_ENV: 'production' }, 'DATABASE_URL', expect.stringContaining('is required when APP_ENV=production')],
-    [{ DATABASE_URL: 'postgres://a', DATABASE_URL_FILE: '/x' }, 'DATABASE_URL', expect.stringContaining('both set')],
+    [
+      { APP_ENV: 'production' },
+      'DATABASE_URL',
+      expect.stringContaining('is required when APP_ENV=production'),
+    ],
+    [
+      { DATABASE_URL: 'postgres://a', DATABASE_URL_FILE: '/x' },
+      'DATABASE_URL',
+      expect.stringContaining('both set'),
+    ],
     [{ DATABASE_URL_FILE: '/nonexistent/url' }, 'DATABASE_URL_FILE', 'cannot be read: ENOENT'],
     [{ DATABASE_POOL_MAX: '0' }, 'DATABASE_POOL_MAX', expect.stringContaining('from 1 to 500')],
     [{ EMBEDDED_PG_PORT: '5432' }, 'EMBEDDED_PG_PORT', expect.stringContaining('must not be 5432')],
     [{ SEED_ON_START: 'yes' }, 'SEED_ON_START', 'must be true or false (got "yes")'],
     [{ LOAN_MAX_AMOUNT: '100.50' }, 'LOAN_MAX_AMOUNT', 'must be a positive whole number (got "100.50")'],
     [{ LOAN_MAX_AMOUNT: '0' }, 'LOAN_MAX_AMOUNT', 'must be a positive whole number (got "0")'],
-    [{ LOAN_MAX_AMOUNT_BY_CURRENCY: 'ABC=5' }, 'LOAN_MAX_AMOUNT_BY_CURRENCY', 'has an unknown currency "ABC"'],
-    [{ LOAN_MAX_AMOUNT_BY_CURRENCY: 'VND=5.5' }, 'LOAN_MAX_AMOUNT_BY_CURRENCY', expect.stringContaining('valid in VND')],
+    [
+      { LOAN_MAX_AMOUNT_BY_CURRENCY: 'ABC=5' },
+      'LOAN_MAX_AMOUNT_BY_CURRENCY',
+      'has an unknown currency "ABC"',
+    ],
+    [
+      { LOAN_MAX_AMOUNT_BY_CURRENCY: 'VND=5.5' },
+      'LOAN_MAX_AMOUNT_BY_CURRENCY',
+      expect.stringContaining('valid in VND'),
+    ],
   ])('rejects %j naming %s', (env, variable, problem) => {
     const error = errorOf(env as Record<string, string>);
     expect(error.variable).toBe(variable);

@@ -98,9 +98,12 @@ describe('divideHalfEven', () => {
 
 describe('currencies', () => {
   it('knows the exponents of the ISO 4217 table', () => {
-    expect([currencyExponent('INR'), currencyExponent('VND'), currencyExponent('KWD'), currencyExponent('CLF')]).toEqual([
-      2, 0, 3, 4,
-    ]);
+    expect([
+      currencyExponent('INR'),
+      currencyExponent('VND'),
+      currencyExponent('KWD'),
+      currencyExponent('CLF'),
+    ]).toEqual([2, 0, 3, 4]);
   });
 
   it.each([

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { createPool } from '../../src/platform/database.ts';
-import { buildTestApp, testConfig, type TestApp } from '../helpers/app.ts';
+import { buildTestApp, type TestApp, testConfig } from '../helpers/app.ts';
 import { freePort } from '../helpers/ports.ts';
 
 let t: TestApp;
@@ -49,7 +49,11 @@ describe('health endpoints', () => {
 describe('with the database unreachable', () => {
   it('fails fast with 503 problems and reports the failing check', async () => {
     const config = testConfig();
-    const pool = createPool(`postgres://postgres@127.0.0.1:${await freePort()}/none`, config.database, () => {});
+    const pool = createPool(
+      `postgres://postgres@127.0.0.1:${await freePort()}/none`,
+      config.database,
+      () => {},
+    );
     const app = await buildApp({ config, pool });
     try {
       const started = performance.now();

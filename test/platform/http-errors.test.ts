@@ -38,7 +38,10 @@ describe('problem+json for every error', () => {
     expect(response.statusCode).toBe(405);
     expect(response.headers.allow).toBe(allow);
     expect(response.headers['content-type']).toBe(PROBLEM);
-    expect(response.json()).toMatchObject({ type: 'https://branchloans.com/problems/method-not-allowed', status: 405 });
+    expect(response.json()).toMatchObject({
+      type: 'https://branchloans.com/problems/method-not-allowed',
+      status: 405,
+    });
   });
 
   it('answers 413 for a body over 64 KiB', async () => {
@@ -50,7 +53,10 @@ describe('problem+json for every error', () => {
     });
     expect(response.statusCode).toBe(413);
     expect(response.headers['content-type']).toBe(PROBLEM);
-    expect(response.json()).toMatchObject({ type: 'https://branchloans.com/problems/payload-too-large', status: 413 });
+    expect(response.json()).toMatchObject({
+      type: 'https://branchloans.com/problems/payload-too-large',
+      status: 413,
+    });
   });
 
   it.each(['text/plain', 'application/x-www-form-urlencoded', 'application/xml'])(
@@ -76,7 +82,12 @@ describe('problem+json for every error', () => {
     ['an empty body', ''],
     ['duplicate keys', '{"amount":"1","amount":"2"}'],
   ])('answers 400 invalid-json for %s', async (_name, payload) => {
-    const response = await t.app.inject({ method: 'POST', url: '/api/loans', headers: JSON_HEADERS, payload });
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/api/loans',
+      headers: JSON_HEADERS,
+      payload,
+    });
     expect(response.statusCode).toBe(400);
     expect(response.headers['content-type']).toBe(PROBLEM);
     expect(response.json()).toMatchObject({
@@ -126,10 +137,13 @@ describe('X-Request-ID', () => {
     expect(lines[0]).toMatchObject({ method: 'GET', route: '/api/loans', msg: 'request completed' });
   });
 
-  it.each([['has spaces'], ['x'.repeat(129)], ['semi;colon'], ['']])('replaces a malformed id %j', async (id) => {
-    const response = await t.app.inject({ url: '/liveness', headers: { 'x-request-id': id } });
-    expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
-  });
+  it.each([['has spaces'], ['x'.repeat(129)], ['semi;colon'], ['']])(
+    'replaces a malformed id %j',
+    async (id) => {
+      const response = await t.app.inject({ url: '/liveness', headers: { 'x-request-id': id } });
+      expect(response.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    },
+  );
 
   it('generates one when absent', async () => {
     const a = await t.app.inject({ url: '/liveness' });

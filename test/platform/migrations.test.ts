@@ -41,7 +41,9 @@ describe('migrations', () => {
     await expect(insert(`'ok', 'INR', 0, 12, 10`)).rejects.toThrow(/check constraint/);
     await expect(insert(`'ok', 'INR', 100, 0, 10`)).rejects.toThrow(/check constraint/);
     await expect(insert(`'ok', 'INR', 100, 361, 10`)).rejects.toThrow(/check constraint/);
-    await expect(insert(`'ok', 'INR', 100, 12, 100.01`)).rejects.toThrow(/check constraint|numeric field overflow/);
+    await expect(insert(`'ok', 'INR', 100, 12, 100.01`)).rejects.toThrow(
+      /check constraint|numeric field overflow/,
+    );
     await expect(insert(`'ok', 'inr', 100, 12, 10`)).rejects.toThrow(/check constraint/);
     await expect(insert(`'bad id', 'INR', 100, 12, 10`)).rejects.toThrow(/check constraint/);
     await expect(

@@ -10,6 +10,7 @@ import {
   ActionHeaders,
   ActionHeadersKeyRequired,
   ApproveBody,
+  CreateHeaders,
   CreateLoanBody,
   DisburseBody,
   ListLoansQuery,
@@ -74,7 +75,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; comma
           'Creates a loan in `pending`. `amount` must be > 0 and at most the configured maximum for the currency ' +
           '(50000 by default) with no more fraction digits than the currency has. Unknown fields are rejected. ' +
           'An optional `Idempotency-Key` makes retries safe.',
-        headers: ActionHeaders,
+        headers: CreateHeaders,
         body: CreateLoanBody,
         response: { 201: Loan, ...problemResponses(400, 413, 415, 422) },
       },

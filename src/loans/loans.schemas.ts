@@ -135,6 +135,7 @@ const idempotencyKey = Type.String({
 });
 const ifMatch = Type.String({ description: "The loan's ETag; a stale one gets 412 and changes nothing" });
 
+export const CreateHeaders = Type.Object({ 'idempotency-key': Type.Optional(idempotencyKey) });
 export const ActionHeaders = Type.Object({
   'idempotency-key': Type.Optional(idempotencyKey),
   'if-match': Type.Optional(ifMatch),

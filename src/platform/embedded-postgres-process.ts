@@ -15,6 +15,11 @@ export type ChildMessage = { type: 'ready' } | { type: 'failed'; message: string
 
 const options = JSON.parse(process.argv[2] ?? '{}') as ChildOptions;
 const send = (message: ChildMessage) => process.send?.(message);
+/** Reports the failure and exits once the message is out: process.send is asynchronous. */
+const fail = (message: string) => {
+  if (!process.send) process.exit(1);
+  process.send({ type: 'failed', message } satisfies ChildMessage, () => process.exit(1));
+};
 
 /** The PID in postmaster.pid when that process is still alive: another server owns the directory. */
 function livePostmasterPid(dataDir: string): number | undefined {
@@ -57,13 +62,11 @@ async function main(): Promise<void> {
 
   const owner = livePostmasterPid(options.dataDir);
   if (owner !== undefined) {
-    send({
-      type: 'failed',
-      message:
-        `the embedded database directory ${options.dataDir} is already in use by PostgreSQL process ${owner} ` +
+    fail(
+      `the embedded database directory ${options.dataDir} is already in use by PostgreSQL process ${owner} ` +
         '(is another `npm start` running?). Stop that process, or set EMBEDDED_PG_DATA_DIR to another directory.',
-    });
-    process.exit(1);
+    );
+    return;
   }
 
   const server = new EmbeddedPostgres({
@@ -89,11 +92,10 @@ async function main(): Promise<void> {
     await server.start();
   } catch (error) {
     const reason = error instanceof Error ? error.message : recent.join(' | ');
-    send({
-      type: 'failed',
-      message: `embedded PostgreSQL failed to start on 127.0.0.1:${options.port} (${reason || 'no output'}); is the port in use? Set EMBEDDED_PG_PORT, or see ${options.logFile}`,
-    });
-    process.exit(1);
+    fail(
+      `embedded PostgreSQL failed to start on 127.0.0.1:${options.port} (${reason || 'no output'}); is the port in use? Set EMBEDDED_PG_PORT, or see ${options.logFile}`,
+    );
+    return;
   }
 
   let stopping = false;

@@ -11,6 +11,19 @@ export interface Lifecycle {
 
 const ERROR_MESSAGE_LIMIT = 200;
 
+const Healthy = Type.Object({
+  status: Type.Literal('ok'),
+  checks: Type.Object({ database: Type.Object({ status: Type.Literal('ok'), latency_ms: Type.Number() }) }),
+  version: Type.String(),
+  uptime_s: Type.Integer(),
+});
+const Unhealthy = Type.Object({
+  status: Type.Literal('unavailable'),
+  checks: Type.Object({ database: Type.Object({ status: Type.Literal('error'), message: Type.String() }) }),
+  version: Type.String(),
+  uptime_s: Type.Integer(),
+});
+
 /** A driver message without credentials or newlines, short enough for a health body. */
 function safeMessage(error: unknown): string {
   const text = error instanceof Error ? error.message : String(error);
@@ -43,6 +56,7 @@ export function registerHealthRoutes(
         tags: ['operations'],
         summary: 'Health, including a database round trip',
         description: '200 when the database answers `SELECT 1`, else 503 with the failing check.',
+        response: { 200: Healthy, 503: Unhealthy },
       },
     },
     async (_request, reply) => {
@@ -69,7 +83,13 @@ export function registerHealthRoutes(
 
   app.get(
     '/liveness',
-    { schema: { tags: ['operations'], summary: 'The process is alive (never touches the database)' } },
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The process is alive (never touches the database)',
+        response: { 200: Type.Object({ status: Type.Literal('alive') }) },
+      },
+    },
     async () => ({ status: 'alive' }),
   );
 

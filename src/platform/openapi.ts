@@ -16,7 +16,23 @@ Microloans API of Branch Loans. Generated from the same schemas that validate re
 - \`X-Request-ID\` (1–128 chars of \`[A-Za-z0-9._:-]\`) is echoed; otherwise one is generated.
 - Lists are newest first and keyset-paginated: follow the absolute URL in \`Link: <…>; rel="next"\`.
   \`created_after\` and \`created_before\` are exclusive bounds.
-- \`GET /api/stats?currency=XXX\` for a valid currency without loans returns that currency with zero counts.
+- \`GET /api/stats?currency=XXX\` for a valid currency without loans returns that currency with zero counts;
+  \`total_amount\` and \`avg_amount\` cover every loan of the currency whatever its status.
+
+**Lifecycle decisions**
+- Loans carry lifecycle fields besides the contract's: \`approved_at\`, \`disbursed_on\`, \`outstanding_principal\`
+  (\`"0.00"\` before disbursement), \`total_repaid\`, \`next_due_date\` (oldest installment not fully paid, may be
+  past) and \`days_past_due\` (0 until the day after a due date).
+- The schedule is a pure function of amount, rate, term and disbursement date, all frozen at disbursement.
+  Rounding is half-even per installment; when rounding pays principal off early, later rows are 0 and \`paid\`;
+  at very high rates over long terms the installment can round to the interest, leaving the principal to the last row.
+- An overpayment is a 422 with \`type\` validation-error and \`outstanding_balance\`; a repayment dated before the
+  disbursement, or any date in the future, is a 400.
+- Idempotency keys are scoped to the caller. A request whose key is held by a running request waits up to two
+  seconds for it (then replays its outcome), and only then answers 409 with \`Retry-After\`. Stored outcomes are
+  2xx and 400/404/409/412/422; a 5xx stores nothing.
+- An action's 409 lists \`current_status\` and \`allowed_actions\` (path segments); a stale \`If-Match\` is 412
+  and carries the current \`ETag\`.
 `;
 
 interface QueryParameter {

@@ -48,7 +48,7 @@ describe('health endpoints', () => {
 
 describe('with the database unreachable', () => {
   it('fails fast with 503 problems and reports the failing check', async () => {
-    const config = testConfig();
+    const config = testConfig({ LOG_LEVEL: 'silent' });
     const pool = createPool(
       `postgres://postgres@127.0.0.1:${await freePort()}/none`,
       config.database,

@@ -3,7 +3,7 @@ import pino from 'pino';
 import { buildApp } from './app.ts';
 import { readConfigOrExit } from './cli/cli-config.ts';
 import { seedOriginalLoans } from './loans/seed.ts';
-import { createPool } from './platform/database.ts';
+import { createPool, type Pool } from './platform/database.ts';
 import { type DatabaseTarget, openDatabaseTarget } from './platform/database-target.ts';
 import { loggerOptions } from './platform/logging.ts';
 import { migrateUp } from './platform/migrations.ts';
@@ -12,6 +12,7 @@ async function main(): Promise<void> {
   const config = readConfigOrExit();
   const logger = pino(loggerOptions(config));
   let target: DatabaseTarget | undefined;
+  let pool: Pool | undefined;
 
   try {
     target = await openDatabaseTarget(config, { log: (details, message) => logger.info(details, message) });
@@ -20,16 +21,17 @@ async function main(): Promise<void> {
     const applied = await migrateUp(databaseUrl);
     logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema is up to date');
 
-    const pool = createPool(databaseUrl, config.database, (error) =>
+    const openPool = createPool(databaseUrl, config.database, (error) =>
       logger.warn({ err: error }, 'idle database connection failed'),
     );
+    pool = openPool;
     if (config.seedOnStart) {
-      const inserted = await seedOriginalLoans(pool, config);
+      const inserted = await seedOriginalLoans(openPool, config);
       logger.info({ inserted }, inserted > 0 ? 'seeded the original loans' : 'seed data already present');
     }
 
     const lifecycle = { shuttingDown: false };
-    const app = await buildApp({ config, pool, lifecycle, logger });
+    const app = await buildApp({ config, pool: openPool, lifecycle, logger });
     await app.listen({ host: config.host, port: config.port });
     const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
     logger.info({ env: config.env, version: config.version }, `API: ${base}/api/loans  Docs: ${base}/docs`);
@@ -45,7 +47,7 @@ async function main(): Promise<void> {
       }, config.shutdownTimeoutMs).unref();
       await app.close();
       logger.info('http server closed');
-      await pool.end();
+      await openPool.end();
       logger.info('database pool closed');
       if (target?.embedded) {
         await target.stop();
@@ -58,6 +60,8 @@ async function main(): Promise<void> {
     process.once('SIGINT', () => void shutdown('SIGINT'));
   } catch (error) {
     logger.fatal({ err: error }, `startup failed: ${error instanceof Error ? error.message : String(error)}`);
+    // Close our connections before the database goes away, so nothing is cut off mid-flight.
+    await pool?.end().catch(() => {});
     await target?.stop();
     logger.flush();
     process.exit(1);

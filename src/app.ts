@@ -1,16 +1,24 @@
+import { performance } from 'node:perf_hooks';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
-import type { Config } from './config.ts';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  LogController,
+} from 'fastify';
+import type { Config, TrustProxy } from './config.ts';
 import { purgeIdempotencyKeys } from './loans/idempotency.ts';
 import { createLoanCommands } from './loans/loan-commands.ts';
 import { loansRoutes } from './loans/loans.routes.ts';
 import { createLoansService } from './loans/loans.service.ts';
 import type { Pool } from './platform/database.ts';
 import { type Lifecycle, registerHealthRoutes } from './platform/health.ts';
-import { BODY_LIMIT_BYTES, registerErrorHandling } from './platform/http-errors.ts';
+import { BODY_LIMIT_BYTES, registerErrorHandling, sendProblem, toAppError } from './platform/http-errors.ts';
 import { parseJsonBody } from './platform/json-body.ts';
-import { loggerOptions, registerRequestLogging } from './platform/logging.ts';
-import { registerMetrics } from './platform/metrics.ts';
+import { loggerOptions, logRequestCompleted, registerRequestLogging } from './platform/logging.ts';
+import { createMetrics, type Metrics, registerMetrics } from './platform/metrics.ts';
 import { registerOpenApi } from './platform/openapi.ts';
 import { requestIdFrom } from './platform/request-id.ts';
 import { validatorCompiler } from './platform/validation.ts';
@@ -29,13 +37,42 @@ export interface AppDeps {
 
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 
+/** Fastify's trustProxy; its types lack the hop count that its runtime accepts, hence the function. */
+function trustProxyOption(
+  trust: TrustProxy,
+): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return typeof trust === 'boolean' ? trust : [...trust];
+}
+
+/**
+ * A URL the router cannot decode (`/api/loans/%zz`) fails before any hook runs, so this handler does
+ * what the hooks would: the problem+json answer, the request id, the log line and the count.
+ */
+function routerErrorHandler(metrics: Metrics) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    const started = performance.now();
+    reply.raw.once('finish', () => {
+      const elapsedMs = performance.now() - started;
+      logRequestCompleted(request, reply.statusCode, elapsedMs);
+      metrics.requestCompleted(request, reply.statusCode, elapsedMs / 1000);
+    });
+    reply.header('x-request-id', request.id);
+    return sendProblem(request, reply, toAppError(error));
+  };
+}
+
 /** Builds the application without listening: the server listens, tests inject. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, pool } = deps;
   const lifecycle = deps.lifecycle ?? { shuttingDown: false };
+  const metrics = createMetrics({ config, pool });
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: loggerOptions(config) }),
     genReqId: requestIdFrom,
+    // request.ip (logged as client_ip) is the X-Forwarded-For client only behind a trusted proxy.
+    trustProxy: trustProxyOption(config.trustProxy),
+    frameworkErrors: routerErrorHandler(metrics),
     // Fastify's own two lines per request are replaced by one line on response (platform/logging.ts).
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
@@ -58,14 +95,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   registerErrorHandling(app);
   registerRequestLogging(app);
-  registerMetrics(app, config);
+  registerMetrics(app, metrics);
   await registerOpenApi(app, config);
   registerHealthRoutes(app, { config, pool, lifecycle });
 
   const clock = deps.clock ?? (() => new Date());
   await app.register(loansRoutes, {
     loans: createLoansService({ pool, config, clock }),
-    commands: createLoanCommands({ pool, config, clock }),
+    commands: createLoanCommands({ pool, config, clock, metrics: metrics.loans }),
   });
   await app.register(statsRoutes, { stats: createStatsService({ pool, clock }) });
 

@@ -1,5 +1,6 @@
 // The only module that reads the environment. Everything else receives a frozen Config.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { normalizeCurrency } from './money/currencies.ts';
 import { parseMoney } from './money/money.ts';
@@ -8,6 +9,7 @@ export const APP_ENVS = ['development', 'test', 'staging', 'production'] as cons
 export type AppEnv = (typeof APP_ENVS)[number];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export type TrustProxy = boolean | number | readonly string[];
 
 export interface Config {
   env: AppEnv;
@@ -18,6 +20,11 @@ export interface Config {
   database: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number };
   embedded: { dataDir: string; port: number };
   log: { level: LogLevel; pretty: boolean };
+  /**
+   * Which proxies may set X-Forwarded-For (Fastify's `trustProxy`): none (false), any (true), the
+   * nearest N hops, or these addresses/ranges. Only then is the forwarded client address believed.
+   */
+  trustProxy: TrustProxy;
   seedOnStart: boolean;
   /** Largest loan amount in major units, per currency; `default` applies to the others. */
   loanMaxAmount: { default: string; byCurrency: Readonly<Record<string, string>> };
@@ -73,6 +80,37 @@ function boolean(env: Env, name: string, fallback: boolean): boolean {
   if (value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
   throw new ConfigError(name, `must be true or false (got "${value}")`);
+}
+
+// proxy-addr's names for the loopback, link-local and private ranges.
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isAddressOrRange(value: string): boolean {
+  if (PROXY_RANGE_NAMES.has(value)) return true;
+  const [address = '', prefix, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** TRUST_PROXY: true/false, a hop count, or comma-separated IP addresses and CIDR ranges. */
+function trustProxy(env: Env): TrustProxy {
+  const name = 'TRUST_PROXY';
+  const value = env[name]?.trim();
+  if (value === undefined || value === '' || value === 'false') return false;
+  if (value === 'true') return true;
+  if (/^\d+$/.test(value)) {
+    const hops = Number(value);
+    if (hops >= 1 && hops <= 255) return hops;
+  } else {
+    const entries = value.split(',').map((entry) => entry.trim());
+    if (entries.every(isAddressOrRange)) return Object.freeze(entries);
+  }
+  throw new ConfigError(
+    name,
+    `must be true, false, a hop count from 1 to 255, or comma-separated IP addresses/CIDR ranges (got "${value}")`,
+  );
 }
 
 /** NAME, or the contents of the file named by NAME_FILE (Docker and Kubernetes secrets). */
@@ -170,6 +208,7 @@ export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: bool
       level: oneOf(env, 'LOG_LEVEL', LOG_LEVELS, defaults.logLevel),
       pretty: boolean(env, 'LOG_PRETTY', (options.stdoutIsTty ?? false) && appEnv === 'development'),
     }),
+    trustProxy: trustProxy(env),
     seedOnStart: boolean(env, 'SEED_ON_START', defaults.seedOnStart),
     loanMaxAmount: Object.freeze({
       // A whole number, so that it is exact in every currency, including those without minor units.

@@ -51,6 +51,19 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL_FILE: file }).databaseUrl).toBe('postgres://app:secret@db:5432/loans');
   });
 
+  it.each([
+    [undefined, false],
+    ['false', false],
+    ['true', true],
+    ['2', 2],
+    [
+      '10.0.0.0/8, 192.168.1.10,loopback,::1,fd00::/8',
+      ['10.0.0.0/8', '192.168.1.10', 'loopback', '::1', 'fd00::/8'],
+    ],
+  ])('reads TRUST_PROXY=%j as %j', (value, expected) => {
+    expect(loadConfig(value === undefined ? {} : { TRUST_PROXY: value }).trustProxy).toEqual(expected);
+  });
+
   it('parses per-currency maximum amounts', () => {
     const config = loadConfig({
       LOAN_MAX_AMOUNT: '75000',
@@ -95,6 +108,13 @@ describe('loadConfig', () => {
       'LOAN_MAX_AMOUNT_BY_CURRENCY',
       expect.stringContaining('valid in VND'),
     ],
+    ...['yes', '0', '256', '10.0.0.0/33', '10.0.0.1,', 'proxy.internal', '1.2.3.4/8/1'].map(
+      (value): [Record<string, string>, string, string] => [
+        { TRUST_PROXY: value },
+        'TRUST_PROXY',
+        `must be true, false, a hop count from 1 to 255, or comma-separated IP addresses/CIDR ranges (got "${value}")`,
+      ],
+    ),
   ])('rejects %j naming %s', (env, variable, problem) => {
     const error = errorOf(env as Record<string, string>);
     expect(error.variable).toBe(variable);

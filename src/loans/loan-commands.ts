@@ -41,11 +41,32 @@ export interface CommandContext {
   ifMatch: string | undefined;
 }
 
+/** Told what the commands changed, once it has committed; never for a replay, a refusal or a failure. */
+export interface LoanMetrics {
+  loanCreated(currency: string): void;
+  transition(from: LoanStatus, to: LoanStatus): void;
+  repayment(currency: string, amountMinor: bigint): void;
+}
+
 export interface CommandDeps {
   pool: Pool;
   config: Config;
   /** The service's notion of now; tests and the seed set it. */
   clock: () => Date;
+  /** The seed and the CLI run without metrics. */
+  metrics?: LoanMetrics;
+}
+
+/** Something a command did, held back until its transaction commits. */
+type Fact =
+  | { kind: 'created'; currency: string }
+  | { kind: 'transition'; from: LoanStatus; to: LoanStatus }
+  | { kind: 'repayment'; currency: string; amountMinor: bigint };
+
+function report(metrics: LoanMetrics, fact: Fact): void {
+  if (fact.kind === 'created') metrics.loanCreated(fact.currency);
+  else if (fact.kind === 'transition') metrics.transition(fact.from, fact.to);
+  else metrics.repayment(fact.currency, fact.amountMinor);
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -94,16 +115,31 @@ function pastDate(
 }
 
 export function createLoanCommands(deps: CommandDeps) {
-  const { pool, config, clock } = deps;
+  const { pool, config, clock, metrics } = deps;
 
-  const run = (ctx: CommandContext, work: (client: pg.PoolClient, now: Date) => Promise<StoredResponse>) => {
+  /**
+   * Runs `work` idempotently and reports the facts it recorded once they have committed. A replay
+   * never runs `work`, and a client error stored with the key is thrown out of it, so neither has any.
+   */
+  const run = async (
+    ctx: CommandContext,
+    work: (client: pg.PoolClient, now: Date, facts: Fact[]) => Promise<StoredResponse>,
+  ): Promise<Outcome> => {
     const request: IdempotentRequest = {
       scope: ctx.actor,
       key: ctx.idempotencyKey,
       fingerprint: requestFingerprint(ctx.method, ctx.path, ctx.body),
       renderError: (error) => problemResponse(error, ctx.path, ctx.requestId),
     };
-    return runIdempotent(pool, request, config.idempotency.waitMs, (client) => work(client, clock()));
+    let committed: Fact[] = [];
+    const outcome = await runIdempotent(pool, request, config.idempotency.waitMs, async (client) => {
+      const facts: Fact[] = [];
+      const response = await work(client, clock(), facts);
+      committed = facts;
+      return response;
+    });
+    if (metrics) for (const fact of committed) report(metrics, fact);
+    return outcome;
   };
 
   const loanResponse = (row: LoanRow, now: Date, status = 200, headers: Record<string, string> = {}) => ({
@@ -175,11 +211,12 @@ export function createLoanCommands(deps: CommandDeps) {
       now: Date,
     ) => { to: LoanStatus; type: EventType; changes: LoanChanges; data: Record<string, unknown> },
   ): Promise<Outcome> {
-    return run(ctx, async (client, now) => {
+    return run(ctx, async (client, now, facts) => {
       const loan = await loadFor(client, id, action, ctx);
       const { to, type, changes, data } = plan(loan, now);
       const updated = await applyTransition(client, loan, action, to, changes, ctx);
       await event(client, ctx, now, id, type, loan.status, to, data);
+      facts.push({ kind: 'transition', from: loan.status, to });
       return loanResponse(updated, now);
     });
   }
@@ -187,7 +224,7 @@ export function createLoanCommands(deps: CommandDeps) {
   return {
     /** `id` is for importing loans that already have one (the seed); the API always generates it. */
     create(body: Static<typeof CreateLoanBody>, ctx: CommandContext, id?: string): Promise<Outcome> {
-      return run(ctx, async (client, now) => {
+      return run(ctx, async (client, now, facts) => {
         const terms = validateTerms(config, body, inBody);
         const loan = await insertLoan(client, { ...terms, id, borrowerId: body.borrower_id }, ctx.actor, now);
         await event(client, ctx, now, loan.id, 'created', null, 'pending', {
@@ -197,6 +234,7 @@ export function createLoanCommands(deps: CommandDeps) {
           term_months: terms.termMonths,
           interest_rate_apr: terms.interestRateApr,
         });
+        facts.push({ kind: 'created', currency: terms.currency });
         return loanResponse(loan, now, 201, { location: `/api/loans/${loan.id}` });
       });
     },
@@ -261,7 +299,7 @@ export function createLoanCommands(deps: CommandDeps) {
      * concurrent repayments apply one after the other and can never push the balance below zero.
      */
     recordRepayment(id: string, body: Static<typeof RepaymentBody>, ctx: CommandContext): Promise<Outcome> {
-      return run(ctx, async (client, now) => {
+      return run(ctx, async (client, now, facts) => {
         const loan = await loadFor(client, id, 'repayments', ctx, true);
         const amount = positiveAmount(body.amount, loan.currency);
         if ('reason' in amount) throw validationError([inBody('amount', amount.reason)]);
@@ -318,8 +356,11 @@ export function createLoanCommands(deps: CommandDeps) {
           },
           ctx,
         );
-        if (cleared)
+        facts.push({ kind: 'repayment', currency: loan.currency, amountMinor: amount.minor });
+        if (cleared) {
           await event(client, ctx, now, id, 'repaid', loan.status, 'repaid', { repayment_id: repayment.id });
+          facts.push({ kind: 'transition', from: loan.status, to: 'repaid' });
+        }
         return {
           status: 201,
           headers: {

@@ -24,15 +24,13 @@ import {
 } from './loans.schemas.ts';
 import type { LoansService } from './loans.service.ts';
 
-const ANONYMOUS = 'anonymous';
-
 function commandContext(request: FastifyRequest): CommandContext {
   const header = (name: string) => {
     const value = request.headers[name];
     return typeof value === 'string' ? value : undefined;
   };
   return {
-    actor: ANONYMOUS,
+    actor: request.actor,
     requestId: request.id,
     method: request.method,
     path: requestPath(request),

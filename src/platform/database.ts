@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Config } from '../config.ts';
 
@@ -6,6 +7,60 @@ pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
 
 export type Pool = pg.Pool;
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
+
+/** Told of every query that ran on one of the pool's connections: how long it took, and whether it failed. */
+export type QueryObserver = (seconds: number, ok: boolean) => void;
+
+const queryObservers = new WeakMap<pg.Pool, Set<QueryObserver>>();
+
+/**
+ * Times every query on every connection of `pool`. pool.query() and transactions on pool.connect()
+ * clients both end in client.query(), so wrapping it on each new connection covers them all, once.
+ * Time spent waiting for a free connection is not query time (db_pool_waiting_clients shows it).
+ */
+function timeQueries(pool: pg.Pool): void {
+  const observers = new Set<QueryObserver>();
+  queryObservers.set(pool, observers);
+  const report = (started: number, ok: boolean) => {
+    const seconds = (performance.now() - started) / 1000;
+    for (const observer of observers) observer(seconds, ok);
+  };
+  pool.on('connect', (client) => {
+    const query = client.query;
+    client.query = function timedQuery(this: pg.PoolClient, ...args: unknown[]) {
+      const started = performance.now();
+      const callback = args.at(-1);
+      if (typeof callback === 'function') {
+        args[args.length - 1] = (error: Error | undefined, result: unknown) => {
+          report(started, !error);
+          callback(error, result);
+        };
+        return Reflect.apply(query, this, args);
+      }
+      const result = Reflect.apply(query, this, args);
+      // A Submittable (cursor, stream) is returned as is and not timed; the app uses none.
+      if (!(result instanceof Promise)) return result;
+      return result.then(
+        (value) => {
+          report(started, true);
+          return value;
+        },
+        (error) => {
+          report(started, false);
+          throw error;
+        },
+      );
+    } as typeof client.query;
+  });
+}
+
+/** Calls `observer` after each query on `pool` (made by createPool); returns the unsubscribe. */
+export function observeQueries(pool: pg.Pool, observer: QueryObserver): () => void {
+  const observers = queryObservers.get(pool);
+  if (!observers) throw new Error('observeQueries needs a pool made by createPool');
+  observers.add(observer);
+  return () => observers.delete(observer);
+}
 
 /**
  * pg's end() resolves as soon as no client is checked out, while the connections are still saying
@@ -58,6 +113,7 @@ export function createPool(
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', onError);
+  timeQueries(pool);
   return pool;
 }
 

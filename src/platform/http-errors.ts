@@ -90,7 +90,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const appError = toAppError(error);
     // An outage is logged as a warning (it is not a bug); anything else unexpected with its stack.
-    if (appError.status === 503) request.log.warn({ err: { message: error.message } }, 'database unavailable');
+    if (appError.status === 503) request.log.warn({ reason: error.message }, 'database unavailable');
     else if (appError.status >= 500) request.log.error({ err: error }, 'request failed');
     return sendProblem(request, reply, appError);
   });

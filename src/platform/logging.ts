@@ -1,16 +1,50 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
 import type { Config } from '../config.ts';
+import { routeLabel } from './metrics.ts';
+
+export const ANONYMOUS = 'anonymous';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who is calling: the API key id once authenticated, "anonymous" until then. */
+    actor: string;
+  }
+}
+
+const REDACTED = '[redacted]';
+
+// Credentials in a URL's user info: scheme://user:PASSWORD@host. The line is JSON text, so a match
+// never crosses an unescaped quote (it stays inside one string) and takes escapes (\" \\) whole.
+const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/(?:[^\s"\\:/@]|\\.)*:)(?:[^\s"\\@]|\\.)*@/gi;
+// key=value connection strings (libpq "host=db password=…", JDBC/ADO "…;Password=…").
+const KEYWORD_PASSWORD = /\b(password|passwd|pwd)=(?:[^\s"\\&;]|\\.)*/gi;
+// Cheap test first: almost every line has neither.
+const MAY_HOLD_PASSWORD = /:\/\/|passw|pwd=/i;
+
+/** A log line with the passwords of any connection strings in it (message, error, stack, field) replaced. */
+export function redactConnectionStrings(line: string): string {
+  if (!MAY_HOLD_PASSWORD.test(line)) return line;
+  return line.replace(URL_PASSWORD, `$1${REDACTED}@`).replace(KEYWORD_PASSWORD, `$1=${REDACTED}`);
+}
+
+// Credential headers wherever a request's or response's headers are logged.
+const CREDENTIAL_PATHS = ['req.headers', 'res.headers', 'headers', '*.headers'].flatMap((headers) => [
+  `${headers}.authorization`,
+  `${headers}["x-api-key"]`,
+  `${headers}.cookie`,
+  `${headers}["set-cookie"]`,
+]);
 
 export function loggerOptions(config: Config): LoggerOptions {
   return {
     level: config.log.level,
     timestamp: () => `,"time":"${new Date().toISOString()}"`,
     formatters: { level: (label) => ({ level: label }) },
-    redact: {
-      paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', '*.password'],
-      censor: '[redacted]',
-    },
+    redact: { paths: [...CREDENTIAL_PATHS, 'password', '*.password'], censor: REDACTED },
+    // The finished line is the one place that sees everything, including the message, an error's
+    // message and stack, and what serializers produced, so connection strings are scrubbed there.
+    hooks: { streamWrite: redactConnectionStrings },
     ...(config.log.pretty
       ? {
           transport: {
@@ -22,18 +56,28 @@ export function loggerOptions(config: Config): LoggerOptions {
   };
 }
 
-/** One line per request, with the route template rather than the raw path. */
+/** The one line a request leaves when it completes: the route template rather than the raw path. */
+export function logRequestCompleted(request: FastifyRequest, status: number, durationMs: number): void {
+  request.log.info(
+    {
+      method: request.method,
+      route: routeLabel(request),
+      path: request.url.split('?')[0],
+      status,
+      duration_ms: Math.round(durationMs * 100) / 100,
+      // Requests failed by the router (app.ts) get a bare request object without decorations.
+      actor: request.actor ?? ANONYMOUS,
+      // The peer's address, or the forwarded client's when the proxy is trusted (TRUST_PROXY).
+      client_ip: request.ip,
+    },
+    'request completed',
+  );
+}
+
 export function registerRequestLogging(app: FastifyInstance): void {
+  // Authentication replaces it with the key's id; everything that reports the caller reads it here.
+  app.decorateRequest('actor', ANONYMOUS);
   app.addHook('onResponse', async (request, reply) => {
-    request.log.info(
-      {
-        method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
-        path: request.url.split('?')[0],
-        status: reply.statusCode,
-        duration_ms: Math.round(reply.elapsedTime * 100) / 100,
-      },
-      'request completed',
-    );
+    logRequestCompleted(request, reply.statusCode, reply.elapsedTime);
   });
 }

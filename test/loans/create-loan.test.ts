@@ -44,6 +44,19 @@ describe('POST /api/loans', () => {
       status: 'pending',
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       updated_at: loan.created_at,
+      approved_at: null,
+      approval_note: null,
+      rejected_at: null,
+      rejection_reason: null,
+      disbursed_at: null,
+      disbursed_on: null,
+      defaulted_at: null,
+      default_reason: null,
+      repaid_at: null,
+      outstanding_principal: '0.00',
+      total_repaid: '0.00',
+      next_due_date: null,
+      days_past_due: 0,
     });
     expect(response.headers.location).toBe(`/api/loans/${loan.id}`);
     expect(response.headers.etag).toMatch(/^"[^"]+"$/);

@@ -8,13 +8,15 @@ const ids: string[] = []; // oldest first
 beforeAll(async () => {
   t = await buildTestApp();
   const result = await t.pool.query<{ id: string }>(
-    `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status, created_at)
+    `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status, created_at,
+                        disbursed_on)
      SELECT ('00000000-0000-0000-0000-' || lpad(n::text, 12, '0'))::uuid,
             'usr_' || (n % 3),
             (ARRAY['INR','KES','VND'])[1 + n % 3],
             1000 + n, 12, 10.00,
             (ARRAY['pending','approved','rejected','disbursed','repaid','defaulted'])[1 + n % 6],
-            timestamptz '2026-01-01T00:00:00Z' + LEAST(n, 30) * interval '1 hour'
+            timestamptz '2026-01-01T00:00:00Z' + LEAST(n, 30) * interval '1 hour',
+            CASE WHEN n % 6 IN (3, 4, 5) THEN date '2026-01-02' END
        FROM generate_series(1, 31) AS n
      ORDER BY n
      RETURNING id`,
@@ -137,7 +139,9 @@ describe('GET /api/loans', () => {
   it('reads a page through an index range scan, never a sort of the whole table', async () => {
     const client = await t.pool.connect();
     try {
-      await client.query('SET enable_seqscan = off');
+      // On a tiny table the planner may prefer a sort; with sorts and non-ordered scans priced out, a plan
+      // without a Sort proves an index delivers the keyset order (the benchmark shows it at 1M rows).
+      await client.query('SET enable_seqscan = off; SET enable_bitmapscan = off; SET enable_sort = off');
       for (const where of [
         '',
         "WHERE status = 'pending'",

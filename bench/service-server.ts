@@ -1,0 +1,23 @@
+// Forked by `npm run bench`: the real service (buildApp with its pool, every plugin and hook) on a
+// random loopback port, in a process of its own so that it never shares an event loop with the load.
+import { buildApp } from '../src/app.ts';
+import { loadConfig } from '../src/config.ts';
+import { createPool } from '../src/platform/database.ts';
+
+const config = loadConfig(process.env);
+if (!config.databaseUrl) throw new Error('DATABASE_URL is required');
+const pool = createPool(config.databaseUrl, config.database, () => {});
+const app = await buildApp({ config, pool });
+await app.listen({ host: '127.0.0.1', port: 0 });
+const address = app.server.address();
+process.send?.({ type: 'listening', port: typeof address === 'object' && address ? address.port : 0 });
+
+const stop = async () => {
+  await app.close();
+  await pool.end();
+  process.exit(0);
+};
+process.once('SIGTERM', () => void stop());
+process.once('SIGINT', () => void stop());
+// The bench went away: do not outlive it.
+process.on('disconnect', () => void stop());

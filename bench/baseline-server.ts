@@ -154,12 +154,13 @@ export async function startBaseline(options: {
         amount_minor: string;
         outstanding_minor: string;
       }>(
-        `SELECT currency, status, loans::text, amount_minor::text, outstanding_minor::text
-           FROM loan_stats WHERE loans > 0 ORDER BY currency, status`,
+        `SELECT currency, status, sum(loans)::text AS loans, sum(amount_minor)::text AS amount_minor,
+                sum(outstanding_minor)::text AS outstanding_minor
+           FROM loan_stats GROUP BY currency, status HAVING sum(loans) > 0 ORDER BY currency, status`,
       ),
       pool.query<{ currency: string; outstanding_minor: string }>(
         `SELECT currency, sum(outstanding_minor)::text AS outstanding_minor FROM loan_arrears
-          WHERE oldest_unpaid_due < (now() AT TIME ZONE 'UTC')::date - 30 AND loans > 0 GROUP BY currency`,
+          WHERE oldest_unpaid_due >= (now() AT TIME ZONE 'UTC')::date - 30 GROUP BY currency`,
       ),
     ]);
     const byStatus: Record<string, number> = Object.fromEntries(STATUSES.map((status) => [status, 0]));
@@ -172,11 +173,13 @@ export async function startBaseline(options: {
       total.outstanding += BigInt(row.outstanding_minor);
       totals.set(row.currency, total);
     }
-    const atRisk = new Map(arrears.rows.map((row) => [row.currency, BigInt(row.outstanding_minor)]));
+    const current = new Map(arrears.rows.map((row) => [row.currency, BigInt(row.outstanding_minor)]));
     const amounts: Record<string, unknown> = {};
     for (const [code, total] of totals) {
       const ratio =
-        total.outstanding > 0n ? divideHalfEven((atRisk.get(code) ?? 0n) * 10_000n, total.outstanding) : 0n;
+        total.outstanding > 0n
+          ? divideHalfEven((total.outstanding - (current.get(code) ?? 0n)) * 10_000n, total.outstanding)
+          : 0n;
       amounts[code] = {
         loans: Number(total.loans),
         total_amount: formatMoney(total.amount, code),

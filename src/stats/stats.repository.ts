@@ -9,12 +9,15 @@ export interface StatsRow {
   outstanding_minor: string;
 }
 
-/** The maintained per (currency, status) aggregates: a few dozen rows at most, whatever the table size. */
+/** The maintained per (currency, status) aggregates, summed over their shards: a few hundred rows at most. */
 export async function loadStatsRows(db: Queryable, currency?: string): Promise<StatsRow[]> {
   const result = await db.query<StatsRow>(
-    `SELECT currency, status, loans::text, amount_minor::text, outstanding_minor::text
+    `SELECT currency, status, sum(loans)::text AS loans, sum(amount_minor)::text AS amount_minor,
+            sum(outstanding_minor)::text AS outstanding_minor
        FROM loan_stats
-      WHERE loans > 0 AND ($1::text IS NULL OR currency = $1)
+      WHERE $1::text IS NULL OR currency = $1
+      GROUP BY currency, status
+     HAVING sum(loans) > 0
       ORDER BY currency, status`,
     [currency ?? null],
   );
@@ -22,10 +25,11 @@ export async function loadStatsRows(db: Queryable, currency?: string): Promise<S
 }
 
 /**
- * Outstanding principal per currency of active loans whose oldest unpaid installment fell due before
- * `cutoff`; reads the per-due-date aggregates, so its cost follows the number of dates, not of loans.
+ * Outstanding principal per currency of active loans whose oldest unpaid installment falls due on or
+ * after `cutoff`. PAR30 is the total outstanding minus this: reading the recent due dates only (an index
+ * range of about two months) keeps the cost flat however many loans and past due dates there are.
  */
-export async function loadArrears(
+export async function loadOutstandingDueSince(
   db: Queryable,
   cutoff: string,
   currency?: string,
@@ -33,7 +37,7 @@ export async function loadArrears(
   const result = await db.query<{ currency: string; outstanding_minor: string }>(
     `SELECT currency, sum(outstanding_minor)::text AS outstanding_minor
        FROM loan_arrears
-      WHERE oldest_unpaid_due < $1::date AND loans > 0 AND ($2::text IS NULL OR currency = $2)
+      WHERE oldest_unpaid_due >= $1::date AND ($2::text IS NULL OR currency = $2)
       GROUP BY currency`,
     [cutoff, currency ?? null],
   );

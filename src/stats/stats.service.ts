@@ -5,7 +5,7 @@ import { normalizeCurrency } from '../money/currencies.ts';
 import { divideHalfEven, formatMoney, formatScaled } from '../money/money.ts';
 import type { Pool } from '../platform/database.ts';
 import { validationError } from '../platform/errors.ts';
-import { loadArrears, loadStatsRows } from './stats.repository.ts';
+import { loadOutstandingDueSince, loadStatsRows } from './stats.repository.ts';
 import type { Stats } from './stats.schemas.ts';
 
 interface CurrencyTotals {
@@ -41,9 +41,9 @@ export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
       const now = deps.clock();
       // More than 30 days past due: the oldest unpaid installment fell due before today − 30.
       const cutoff = addDays(calendarDateOf(now), -PAR_DAYS);
-      const [rows, arrears] = await Promise.all([
+      const [rows, current] = await Promise.all([
         loadStatsRows(deps.pool, currency),
-        loadArrears(deps.pool, cutoff, currency),
+        loadOutstandingDueSince(deps.pool, cutoff, currency),
       ]);
 
       const byStatus = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0])) as Record<
@@ -75,7 +75,8 @@ export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
             code,
           ),
           outstanding_principal: formatMoney(total.outstandingMinor, code),
-          par30_ratio: ratio(arrears.get(code) ?? 0n, total.outstandingMinor),
+          // Only active loans carry outstanding principal, so what is not current is at risk.
+          par30_ratio: ratio(total.outstandingMinor - (current.get(code) ?? 0n), total.outstandingMinor),
         };
       }
 

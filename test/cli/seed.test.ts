@@ -40,8 +40,10 @@ async function aggregateDrift(pool: Pool): Promise<unknown[]> {
        SELECT currency, status, count(*) AS loans, sum(amount_minor) AS amount,
               sum(outstanding_principal_minor) AS outstanding
          FROM loans GROUP BY 1, 2) t
-       FULL JOIN (SELECT currency, status, loans, amount_minor AS amount, outstanding_minor AS outstanding
-                    FROM loan_stats WHERE loans <> 0 OR amount_minor <> 0 OR outstanding_minor <> 0) s
+       FULL JOIN (SELECT currency, status, sum(loans) AS loans, sum(amount_minor) AS amount,
+                         sum(outstanding_minor) AS outstanding
+                    FROM loan_stats GROUP BY 1, 2
+                  HAVING sum(loans) <> 0 OR sum(amount_minor) <> 0 OR sum(outstanding_minor) <> 0) s
               USING (currency, status)
       WHERE t.loans IS DISTINCT FROM s.loans OR t.amount IS DISTINCT FROM s.amount
          OR t.outstanding IS DISTINCT FROM s.outstanding`,
@@ -50,8 +52,9 @@ async function aggregateDrift(pool: Pool): Promise<unknown[]> {
     `SELECT * FROM (
        SELECT currency, oldest_unpaid_due_date AS due, count(*) AS loans, sum(outstanding_principal_minor) AS outstanding
          FROM loans WHERE status IN ('disbursed', 'defaulted') AND oldest_unpaid_due_date IS NOT NULL GROUP BY 1, 2) t
-       FULL JOIN (SELECT currency, oldest_unpaid_due AS due, loans, outstanding_minor AS outstanding
-                    FROM loan_arrears WHERE loans <> 0 OR outstanding_minor <> 0) a USING (currency, due)
+       FULL JOIN (SELECT currency, oldest_unpaid_due AS due, sum(loans) AS loans, sum(outstanding_minor) AS outstanding
+                    FROM loan_arrears GROUP BY 1, 2 HAVING sum(loans) <> 0 OR sum(outstanding_minor) <> 0) a
+              USING (currency, due)
       WHERE t.loans IS DISTINCT FROM a.loans OR t.outstanding IS DISTINCT FROM a.outstanding`,
   );
   return [...stats.rows, ...arrears.rows];

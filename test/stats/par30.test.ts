@@ -61,8 +61,8 @@ describe('outstanding principal and PAR30', () => {
         GROUP BY 1, 2 ORDER BY 1, 2`,
     );
     const maintained = await t.pool.query(
-      `SELECT currency, oldest_unpaid_due AS due, loans::text AS n, outstanding_minor::text AS o
-         FROM loan_arrears WHERE loans > 0 ORDER BY 1, 2`,
+      `SELECT currency, oldest_unpaid_due AS due, sum(loans)::text AS n, sum(outstanding_minor)::text AS o
+         FROM loan_arrears GROUP BY 1, 2 HAVING sum(loans) > 0 ORDER BY 1, 2`,
     );
     expect(maintained.rows).toEqual(rows);
   });

@@ -154,8 +154,9 @@ describe('GET /api/stats', () => {
          FROM loans GROUP BY 1, 2 ORDER BY 1, 2`,
     );
     const maintained = await t.pool.query(
-      `SELECT currency, status, loans::text AS n, amount_minor::text AS total, outstanding_minor::text AS outstanding
-         FROM loan_stats WHERE loans > 0 ORDER BY 1, 2`,
+      `SELECT currency, status, sum(loans)::text AS n, sum(amount_minor)::text AS total,
+              sum(outstanding_minor)::text AS outstanding
+         FROM loan_stats GROUP BY 1, 2 HAVING sum(loans) > 0 ORDER BY 1, 2`,
     );
     expect(maintained.rows).toEqual(rows);
   });

@@ -1,10 +1,13 @@
 // The benchmark's floor: the same routes and the same SQL work as the service, on bare Fastify + pg,
 // with no validation schemas, hooks, logging, metrics, auth or error mapping. `npm run bench` forks it;
 // `npm run bench:baseline` runs it alone (DATABASE_URL, PORT, default 127.0.0.1:8001).
+import { createHash, randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
 import pg from 'pg';
+import { allocateRepayments, nextDueDate } from '../src/loans/allocation.ts';
+import { aprToBasisPoints, buildSchedule } from '../src/loans/schedule.ts';
 import { divideHalfEven, formatMoney, formatScaled, parseMoney } from '../src/money/money.ts';
 
 pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
@@ -144,6 +147,159 @@ export async function startBaseline(options: {
     const row = result.rows[0]!;
     return reply.code(201).header('location', `/api/loans/${row.id}`).send(toLoan(row));
   });
+
+  // The conditional update and its event in one statement (one transaction), as the service does in one.
+  app.post<{ Params: { id: string } }>('/api/loans/:id/approve', async (request, reply) => {
+    const result = await pool.query<Row>(
+      `WITH loan AS (
+         UPDATE loans SET status = 'approved', approved_at = date_trunc('milliseconds', now())
+          WHERE id = $1 AND status = 'pending' RETURNING ${COLUMNS}
+       ), event AS (
+         INSERT INTO loan_events (loan_id, type, from_status, to_status, actor, request_id, data)
+         SELECT id, 'approved', 'pending', 'approved', 'anonymous', $2, '{}' FROM loan
+       )
+       SELECT * FROM loan`,
+      [request.params.id, request.id],
+    );
+    const row = result.rows[0];
+    if (!row) return reply.code(409).send({ status: 409 });
+    return reply.header('etag', `"${row.id.slice(0, 8)}-v${row.version}"`).send(toLoan(row));
+  });
+
+  // The service's work in four round trips: lock the loan (reading its prior repayments and any stored
+  // outcome of the key with it), allocate with the same pure schedule code, then write the repayment,
+  // its event(s), the loan's maintained columns and the idempotency record in one statement.
+  app.post<{ Params: { id: string }; Body: { amount: string; paid_on?: string; reference?: string } }>(
+    '/api/loans/:id/repayments',
+    async (request, reply) => {
+      const key = request.headers['idempotency-key'];
+      if (typeof key !== 'string') return reply.code(400).send({ status: 400 });
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const found = await client.query<Row & { prior: string[]; replay: string | null }>(
+          `SELECT ${COLUMNS},
+                  ARRAY(SELECT amount_minor FROM repayments WHERE loan_id = loans.id ORDER BY seq)::text[] AS prior,
+                  (SELECT body FROM idempotency_keys WHERE scope = 'anonymous' AND key = $2) AS replay
+             FROM loans WHERE id = $1 FOR UPDATE`,
+          [request.params.id, key],
+        );
+        const loan = found.rows[0];
+        const refuse = async (status: number) => {
+          await client.query('ROLLBACK');
+          return reply.code(status).send({ status });
+        };
+        if (!loan) return await refuse(404);
+        if (loan.replay !== null) {
+          await client.query('ROLLBACK');
+          return reply.code(201).header('content-type', 'application/json; charset=utf-8').send(loan.replay);
+        }
+        if (loan.status !== 'disbursed' && loan.status !== 'defaulted') return await refuse(409);
+        const amount = parseMoney(request.body.amount, loan.currency);
+        if (!amount.ok || amount.value <= 0n) return await refuse(400);
+
+        const schedule = buildSchedule({
+          principalMinor: BigInt(loan.amount_minor),
+          aprBasisPoints: aprToBasisPoints(loan.interest_rate_apr),
+          termMonths: loan.term_months,
+          disbursedOn: loan.disbursed_on!,
+        });
+        const prior = loan.prior.map(BigInt);
+        const before = allocateRepayments(schedule.installments, prior);
+        if (amount.value > before.outstandingMinor) return await refuse(422);
+        const after = allocateRepayments(schedule.installments, [...prior, amount.value]);
+        const interest = before.outstandingInterestMinor - after.outstandingInterestMinor;
+        const cleared = after.outstandingMinor === 0n;
+        const now = new Date();
+        const money = (minor: bigint) => formatMoney(minor, loan.currency);
+        const repayment = {
+          id: randomUUID(),
+          loan_id: loan.id,
+          amount: money(amount.value),
+          currency: loan.currency,
+          interest: money(interest),
+          principal: money(amount.value - interest),
+          paid_on: request.body.paid_on ?? now.toISOString().slice(0, 10),
+          reference: request.body.reference ?? null,
+          actor: 'anonymous',
+          request_id: request.id,
+          created_at: now.toISOString(),
+        };
+        const body = JSON.stringify(repayment);
+        const headers = {
+          'content-type': 'application/json; charset=utf-8',
+          location: `/api/loans/${loan.id}/repayments`,
+          etag: `"${loan.id.slice(0, 8)}-v${loan.version + 1}"`,
+        };
+        const event = {
+          repayment_id: repayment.id,
+          amount: repayment.amount,
+          interest: repayment.interest,
+          principal: repayment.principal,
+          paid_on: repayment.paid_on,
+          reference: repayment.reference,
+        };
+        const events = cleared
+          ? [
+              ['repayment', loan.status, loan.status, event],
+              ['repaid', loan.status, 'repaid', { repayment_id: repayment.id }],
+            ]
+          : [['repayment', loan.status, loan.status, event]];
+        await client.query(
+          `WITH repayment AS (
+             INSERT INTO repayments (id, loan_id, amount_minor, interest_minor, principal_minor, paid_on, reference,
+                                     actor, request_id, created_at)
+             VALUES ($2, $1, $3, $4, $5, $6, $7, 'anonymous', $8, $9)
+           ), events AS (
+             INSERT INTO loan_events (loan_id, type, from_status, to_status, actor, request_id, at, data)
+             SELECT $1, e.type, e.from_status, e.to_status, 'anonymous', $8, $9, e.data
+               FROM unnest($10::text[], $11::text[], $12::text[], $13::jsonb[]) WITH ORDINALITY
+                    AS e(type, from_status, to_status, data, n)
+              ORDER BY n
+           ), loan AS (
+             UPDATE loans SET status = $14, outstanding_principal_minor = $15, repaid_minor = $16,
+                              oldest_unpaid_due_date = $17, repaid_at = CASE WHEN $18 THEN $9 ELSE repaid_at END
+              WHERE id = $1
+           )
+           INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body)
+           VALUES ('anonymous', $19, $20, 201, $21, $22)`,
+          [
+            loan.id,
+            repayment.id,
+            amount.value.toString(),
+            interest.toString(),
+            (amount.value - interest).toString(),
+            repayment.paid_on,
+            repayment.reference,
+            request.id,
+            now,
+            events.map((row) => row[0]),
+            events.map((row) => row[1]),
+            events.map((row) => row[2]),
+            events.map((row) => JSON.stringify(row[3])),
+            cleared ? 'repaid' : loan.status,
+            after.outstandingPrincipalMinor.toString(),
+            after.totalPaidMinor.toString(),
+            nextDueDate(after),
+            cleared,
+            key,
+            createHash('sha256')
+              .update(`POST ${request.url}\n${JSON.stringify(request.body)}`)
+              .digest('hex'),
+            JSON.stringify(headers),
+            body,
+          ],
+        );
+        await client.query('COMMIT');
+        return reply.code(201).headers(headers).send(body);
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+  );
 
   app.get('/api/stats', async () => {
     const [stats, arrears] = await Promise.all([

@@ -9,6 +9,7 @@ import autocannon, { type Result } from 'autocannon';
 import pg from 'pg';
 import { loadConfig } from '../config.ts';
 import { encodeCursor } from '../loans/cursor.ts';
+import { currencyExponent } from '../money/currencies.ts';
 import { withDatabase } from '../platform/database.ts';
 import { migrateUp } from '../platform/migrations.ts';
 import { progressBar, seedDatabase } from './seed.ts';
@@ -25,6 +26,16 @@ const POST_BODY = JSON.stringify({
   term_months: 12,
   interest_rate_apr: '12.00',
 });
+/** Repayments rotate over this many disbursed loans, so that no loan's row lock serializes the load. */
+const REPAYMENT_LOANS = 1000;
+const REPAYMENT_BODY = JSON.stringify({ amount: '1.00' });
+/**
+ * Rates no server here reaches on these writes (POST /api/loans did ~1,000 req/s on the baseline): they
+ * size the pending loans to approve before a run (doubled, and raised to twice the fastest rate seen)
+ * and the balance each repayment loan must have left for every run of the bench (doubled again).
+ */
+const APPROVE_RATE_GUESS = 2500;
+const REPAYMENT_RATE_CEILING = 3000;
 
 class UsageError extends Error {}
 
@@ -152,13 +163,41 @@ async function cloneForRun(adminUrl: string, template: string): Promise<string> 
 
 interface Fixtures {
   ids: string[];
+  repaymentIds: string[];
   deepCursor: string;
   deepPlan: string[];
 }
 
-async function fixtures(url: string): Promise<Fixtures> {
+/**
+ * The smallest outstanding principal a repayment loan may have: twice what the bench could take from it at
+ * REPAYMENT_RATE_CEILING over every run of both servers, and at least 1,000.00.
+ */
+function repaymentFloorMinor(args: BenchArgs): bigint {
+  const requests = REPAYMENT_RATE_CEILING * (args.warmup + args.duration) * args.repeat * 2;
+  return BigInt(Math.max(100_000, Math.ceil(requests / REPAYMENT_LOANS) * 100 * 2));
+}
+
+async function fixtures(url: string, args: BenchArgs): Promise<Fixtures> {
   return withClient(url, async (db) => {
     const ids = await db.query<{ id: string }>(`SELECT id FROM loans ORDER BY random() LIMIT ${SAMPLE_IDS}`);
+    // "1.00" is a valid amount only in currencies with two minor digits.
+    const currencies = await db.query<{ currency: string }>('SELECT DISTINCT currency FROM loan_stats');
+    const floor = repaymentFloorMinor(args);
+    const repayable = await db.query<{ id: string }>(
+      `SELECT id FROM loans
+        WHERE status = 'disbursed' AND currency = ANY($1) AND outstanding_principal_minor >= $2
+        ORDER BY random() LIMIT ${REPAYMENT_LOANS}`,
+      [
+        currencies.rows.map((row) => row.currency.trim()).filter((code) => currencyExponent(code) === 2),
+        floor.toString(),
+      ],
+    );
+    if (repayable.rows.length < REPAYMENT_LOANS) {
+      throw new Error(
+        `only ${repayable.rows.length} disbursed loans in two-digit currencies have ${floor / 100n}.00 or more ` +
+          `outstanding; the repayment endpoint needs ${REPAYMENT_LOANS} (use a larger size or fewer runs)`,
+      );
+    }
     const count = await db.query<{ n: string }>('SELECT count(*) AS n FROM loans');
     const offset = Math.floor(Number(count.rows[0]!.n) * DEEP_PAGE_AT);
     const deep = await db.query<{ created_at: Date; id: string }>(
@@ -175,6 +214,7 @@ async function fixtures(url: string): Promise<Fixtures> {
     );
     return {
       ids: ids.rows.map((row) => row.id),
+      repaymentIds: repayable.rows.map((row) => row.id),
       deepCursor: encodeCursor(position),
       deepPlan: plan.rows.map((row) => row['QUERY PLAN']),
     };
@@ -227,18 +267,77 @@ interface Endpoint {
   name: string;
   method: 'GET' | 'POST';
   path: string;
-  /** Rotates the path per request (different loans, so not one cached row). */
-  paths?: string[];
   body?: string;
+  /** The path and extra headers of each request, when they vary (different loans, unique keys). */
+  next?: () => { path: string; headers?: Record<string, string> };
+  /** Readies the run's database for one warm-up plus measured run of `seconds`. */
+  prepare?: (seconds: number) => Promise<void>;
+  /** Why the last run is not valid although the server answered it (a fixture ran out), if it is not. */
+  shortfall?: () => string | undefined;
 }
 
-function endpoints(fixture: Fixtures): Endpoint[] {
+/**
+ * Pending loans for the approve endpoint, each approved once: inserted (with their `created` events, as
+ * the service writes them) into the run's copy before each run, and handed out in order.
+ */
+function pendingLoans(url: string): Pick<Endpoint, 'next' | 'prepare' | 'shortfall'> {
+  const ids: string[] = [];
+  let taken = 0;
+  let exhausted = false;
+  let fastest = APPROVE_RATE_GUESS;
+  let last: { from: number; seconds: number } | undefined;
+  return {
+    async prepare(seconds) {
+      if (last) fastest = Math.max(fastest, (taken - last.from) / last.seconds);
+      const wanted = Math.ceil(fastest * seconds * 2);
+      const missing = wanted - (ids.length - taken);
+      if (missing > 0) {
+        const inserted = await withClient(url, (db) =>
+          db.query<{ id: string }>(
+            `WITH loan AS (
+               INSERT INTO loans (borrower_id, currency, amount_minor, term_months, interest_rate_apr, created_by)
+               SELECT 'bench_approve_' || lpad(g::text, 7, '0'), 'INR', 100000, 12, 12.00, 'bench'
+                 FROM generate_series($1::int, $2::int) g
+               RETURNING id, borrower_id, currency, term_months, interest_rate_apr, created_at
+             ), event AS (
+               INSERT INTO loan_events (loan_id, type, from_status, to_status, actor, request_id, at, data)
+               SELECT id, 'created', NULL, 'pending', 'bench', 'bench', created_at,
+                      jsonb_build_object('borrower_id', borrower_id, 'amount', '1000.00', 'currency', currency,
+                                         'term_months', term_months, 'interest_rate_apr', interest_rate_apr::text)
+                 FROM loan
+             )
+             SELECT id FROM loan`,
+            [ids.length + 1, ids.length + missing],
+          ),
+        );
+        ids.push(...inserted.rows.map((row) => row.id));
+        log(`  ${missing} pending loans to approve added (${ids.length - taken} unused)`);
+      }
+      last = { from: taken, seconds };
+    },
+    next() {
+      if (taken < ids.length) return { path: `/api/loans/${ids[taken++]}/approve` };
+      // An approved loan: 409, so the run fails, and shortfall() says why.
+      exhausted = true;
+      return { path: `/api/loans/${ids[0]}/approve` };
+    },
+    shortfall: () =>
+      exhausted ? `ran out of pending loans after ${ids.length} (raise APPROVE_RATE_GUESS)` : undefined,
+  };
+}
+
+let idempotencyKeys = 0;
+const KEY_PREFIX = `bench-${Date.now().toString(36)}`;
+
+function endpoints(fixture: Fixtures, url: string): Endpoint[] {
+  let read = 0;
+  let repaid = 0;
   return [
     {
       name: 'GET /api/loans/{id}',
       method: 'GET',
       path: `/api/loans/${fixture.ids[0]}`,
-      paths: fixture.ids.map((id) => `/api/loans/${id}`),
+      next: () => ({ path: `/api/loans/${fixture.ids[read++ % fixture.ids.length]}` }),
     },
     { name: 'GET /api/loans (first page)', method: 'GET', path: '/api/loans' },
     {
@@ -247,7 +346,24 @@ function endpoints(fixture: Fixtures): Endpoint[] {
       path: `/api/loans?cursor=${fixture.deepCursor}`,
     },
     { name: 'GET /api/stats', method: 'GET', path: '/api/stats' },
-    // Last: it grows the table (of the run's copy only).
+    // The writes come after the reads, which so see exactly the seeded loans; they change the run's copy only.
+    {
+      name: 'POST /api/loans/{id}/approve',
+      method: 'POST',
+      path: '/api/loans/{id}/approve',
+      ...pendingLoans(url),
+    },
+    {
+      name: 'POST /api/loans/{id}/repayments',
+      method: 'POST',
+      path: `/api/loans/${fixture.repaymentIds[0]}/repayments`,
+      body: REPAYMENT_BODY,
+      next: () => ({
+        path: `/api/loans/${fixture.repaymentIds[repaid++ % fixture.repaymentIds.length]}/repayments`,
+        headers: { 'idempotency-key': `${KEY_PREFIX}-${++idempotencyKeys}` },
+      }),
+    },
+    // Last: it grows the table.
     { name: 'POST /api/loans', method: 'POST', path: '/api/loans', body: POST_BODY },
   ];
 }
@@ -265,28 +381,39 @@ async function load(
   seconds: number,
   connections: number,
 ): Promise<Result> {
-  let next = 0;
-  const paths = endpoint.paths;
+  const next = endpoint.next;
   const result = await autocannon({
     url: `${server.url}${endpoint.path}`,
     connections,
     duration: seconds,
     method: endpoint.method,
     ...(endpoint.body ? { body: endpoint.body, headers: { 'content-type': 'application/json' } } : {}),
-    ...(paths
-      ? { requests: [{ setupRequest: (request) => ({ ...request, path: paths[next++ % paths.length] }) }] }
+    ...(next
+      ? {
+          requests: [
+            {
+              setupRequest: (request) => {
+                const { path, headers } = next();
+                return { ...request, path, headers: { ...request.headers, ...headers } };
+              },
+            },
+          ],
+        }
       : {}),
   });
-  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0) {
+  const shortfall = endpoint.shortfall?.();
+  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0 || shortfall) {
     throw new Error(
       `${server.name} ${endpoint.name}: ${result.non2xx} non-2xx responses, ${result.errors} errors, ` +
-        `${result.timeouts} timeouts (status codes ${JSON.stringify(result.statusCodeStats)})`,
+        `${result.timeouts} timeouts (status codes ${JSON.stringify(result.statusCodeStats)})` +
+        (shortfall ? `; ${shortfall}` : ''),
     );
   }
   return result;
 }
 
 async function measure(server: Server, endpoint: Endpoint, args: BenchArgs): Promise<Measurement> {
+  await endpoint.prepare?.(args.warmup + args.duration);
   await load(server, endpoint, args.warmup, args.connections);
   const result = await load(server, endpoint, args.duration, args.connections);
   return {
@@ -330,7 +457,7 @@ async function benchSize(
   const url = withDatabase(args.adminUrl, database);
   const servers: Server[] = [];
   try {
-    const fixture = await fixtures(url);
+    const fixture = await fixtures(url, args);
     const env = {
       ...process.env,
       APP_ENV: process.env.APP_ENV || 'production',
@@ -345,7 +472,7 @@ async function benchSize(
     servers.push(baseline);
 
     const results: EndpointResult[] = [];
-    for (const endpoint of endpoints(fixture)) {
+    for (const endpoint of endpoints(fixture, url)) {
       const runs: Record<Server['name'], Measurement[]> = { service: [], baseline: [] };
       for (let round = 1; round <= args.repeat; round++) {
         for (const server of [service, baseline]) {

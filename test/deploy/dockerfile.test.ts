@@ -183,7 +183,6 @@ const BAD: Record<keyof typeof RULES, string[]> = {
     GOOD.replace('FROM node:24.21.0-bookworm-slim AS build', 'FROM node AS build'),
     GOOD.replace('FROM node:24.21.0-bookworm-slim AS build', 'FROM node:latest AS build'),
     GOOD.replace('FROM node:24.21.0-bookworm-slim\n', 'FROM node:24-bookworm-slim\n'),
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a Dockerfile variable, not a template
     GOOD.replace('FROM node:24.21.0-bookworm-slim\n', 'ARG BASE=node\nFROM ${BASE}\n'),
   ],
   'is multi-stage, the final stage copying from a named build stage': [

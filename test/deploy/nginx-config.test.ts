@@ -19,12 +19,11 @@ import {
   OPENSSL_PATH,
   parseNginxConfig,
   renderNginxConfig,
-  run,
   SHELLCHECK_PATH,
   skipWithout,
   walk,
 } from '../helpers/nginx.ts';
-import { makeTempDir, removeTempDir } from '../helpers/process.ts';
+import { makeTempDir, removeTempDir, run } from '../helpers/process.ts';
 
 const CONF = readFileSync(NGINX_CONFIG, 'utf8');
 const SANS = 'DNS:branchloans.com, DNS:www.branchloans.com, DNS:localhost, IP Address:127.0.0.1';

@@ -14,12 +14,11 @@ import {
   generateCert,
   handshake,
   type RunningNginx,
-  run,
   skipWithout,
   startNginx,
 } from '../helpers/nginx.ts';
 import { freePort } from '../helpers/ports.ts';
-import { makeTempDir, removeTempDir, waitFor } from '../helpers/process.ts';
+import { makeTempDir, removeTempDir, run, waitFor } from '../helpers/process.ts';
 
 const SETUP_TIMEOUT_MS = 60_000;
 const HSTS = /^max-age=(\d+)(;|$)/;

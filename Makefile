@@ -16,6 +16,10 @@ COMPOSE_staging = docker compose --env-file .env.staging -f compose.yaml -f comp
 COMPOSE_prod    = docker compose --env-file .env.prod -f compose.yaml -f compose.prod.yaml
 
 ENVS = dev staging prod
+# Development rebuilds at every start (new dependencies); staging and production build the image only
+# when it is missing, so that IMAGE/IMAGE_TAG in the env file can name a published one
+# (`make <env>-build` rebuilds it).
+UP_dev = --build
 
 .PHONY: help $(foreach e,$(ENVS),$(e)-up $(e)-down $(e)-logs $(e)-ps $(e)-build $(e)-migrate $(e)-config) \
 	dev-seed staging-seed
@@ -30,7 +34,7 @@ help:
 
 define environment
 $(1)-up: .env.$(1)
-	$$(COMPOSE_$(1)) up --build --detach --wait
+	$$(COMPOSE_$(1)) up $$(UP_$(1)) --detach --wait
 $(1)-down: .env.$(1)
 	$$(COMPOSE_$(1)) down --remove-orphans
 $(1)-logs: .env.$(1)

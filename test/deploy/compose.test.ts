@@ -480,7 +480,10 @@ describe('what the compose files wire together', () => {
     expect(production.services.nginx!.volumes).toContain(
       './deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro',
     );
-    expect(dependencies(production.services.nginx!)).toEqual({ api: { condition: 'service_healthy' } });
+    // restart: nginx resolves `api` once, so it must restart when the api container is recreated.
+    expect(dependencies(production.services.nginx!)).toEqual({
+      api: { condition: 'service_healthy', restart: true },
+    });
   });
 
   it('gives the API its database URL from a secret file in production and from the environment elsewhere', () => {

@@ -326,6 +326,19 @@ describe('.dockerignore', () => {
     for (const path of MUST_BE_INCLUDED) expect(existsSync(join(REPO_ROOT, path)), path).toBe(true);
   });
 
+  it('sends every path the Dockerfile copies from the build context', () => {
+    const sources = dockerfile
+      .getInstructions()
+      .filter((instruction) => ['COPY', 'ADD'].includes(instruction.getKeyword()))
+      .filter((instruction) => fromFlag(instruction) === undefined)
+      .flatMap((instruction) => text(instruction).trim().split(/\s+/).slice(0, -1));
+    expect(sources.length).toBeGreaterThan(0);
+    expect(
+      sources.filter((path) => dockerignoreExcludes(DOCKERIGNORE, path.replace(/^\.\/|\/$/g, ''))),
+    ).toEqual([]);
+    for (const path of sources) expect(existsSync(join(REPO_ROOT, path)), path).toBe(true);
+  });
+
   it('is evaluated the way Docker evaluates it', () => {
     expect(dockerignoreExcludes('node_modules\n', 'node_modules/a/b.js')).toBe(true);
     expect(dockerignoreExcludes('*\n!src/\n', 'src/a.ts')).toBe(false);

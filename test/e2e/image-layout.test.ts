@@ -1,11 +1,12 @@
 // The Dockerfile's runtime stage, reproduced without a container engine: the sources compiled with
 // tsconfig.build.json (what `npm run build` runs in the build stage), laid out as the runtime stage copies
-// them (compiled src/, package.json, migrations/), then the image's own CMD and HEALTHCHECK and the compose
-// `migrate` command, read from those files, run against a real PostgreSQL.
+// them (compiled src/, package.json, migrations/) with the production dependencies installed by the
+// Dockerfile's own `npm ci` line; then the image's CMD and HEALTHCHECK and the compose `migrate` command,
+// read from those files, run against a real PostgreSQL.
 import { readdirSync, readFileSync } from 'node:fs';
-import { cp, mkdir, rename, symlink } from 'node:fs/promises';
+import { cp, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DockerfileParser, type Instruction } from 'dockerfile-ast';
+import { DockerfileParser, type From, type Instruction } from 'dockerfile-ast';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProject } from '../helpers/compose.ts';
 import { createEmptyDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -21,20 +22,36 @@ import {
   waitFor,
 } from '../helpers/process.ts';
 
-const BUILD_TIMEOUT_MS = 120_000;
+const BUILD_TIMEOUT_MS = 180_000;
 const TSC = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
 
+/** What the runtime stage runs, read from the Dockerfile. */
 const runtime = (() => {
-  const instructions = DockerfileParser.parse(
-    readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'),
-  ).getInstructions();
-  const finalStage = instructions.slice(instructions.findLastIndex((i) => i.getKeyword() === 'FROM'));
-  const last = (keyword: string) =>
-    finalStage.filter((i) => i.getKeyword() === keyword).at(-1) as Instruction;
-  const healthcheck = last('HEALTHCHECK').getRawArgumentsContent()!;
+  const dockerfile = DockerfileParser.parse(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'));
+  const stages = new Map<string, Instruction[]>();
+  let current: Instruction[] = [];
+  for (const instruction of dockerfile.getInstructions()) {
+    if (instruction.getKeyword() === 'FROM') {
+      current = [];
+      stages.set((instruction as From).getBuildStage() ?? `#${stages.size}`, current);
+    } else current.push(instruction);
+  }
+  const final = [...stages.values()].at(-1)!;
+  const last = (keyword: string) => final.filter((i) => i.getKeyword() === keyword).at(-1)!;
+  const args = (instruction: Instruction) => instruction.getRawArgumentsContent() ?? '';
+  const healthcheck = args(last('HEALTHCHECK'));
+  // The `npm ci …` of the stage the runtime copies node_modules from.
+  const depsStage = final
+    .filter((i) => i.getKeyword() === 'COPY' && args(i).includes('node_modules'))
+    .map((i) => /--from=(\S+)/.exec(i.getTextContent())?.[1])[0]!;
+  const install = stages.get(depsStage)!.find((i) => i.getKeyword() === 'RUN' && /\bnpm ci\b/.test(args(i)))!;
   return {
-    cmd: JSON.parse(last('CMD').getRawArgumentsContent()!) as string[],
+    cmd: JSON.parse(args(last('CMD'))) as string[],
     healthcheck: JSON.parse(healthcheck.slice(healthcheck.indexOf('CMD') + 3)) as string[],
+    install: args(install)
+      .replace(/^.*?\bnpm ci\b/, 'npm ci')
+      .trim()
+      .split(/\s+/),
   };
 })();
 const migrateCommand = loadProject('production').services.migrate!.command!;
@@ -66,7 +83,14 @@ describe('the image runtime layout', () => {
     for (const file of ['package.json', 'package-lock.json', 'migrations']) {
       await cp(join(REPO_ROOT, file), join(app, file), { recursive: true });
     }
-    await symlink(join(REPO_ROOT, 'node_modules'), join(app, 'node_modules'));
+    // The production dependencies exactly as the image installs them (from npm's cache where it can).
+    expect(runtime.install).toEqual(expect.arrayContaining(['npm', 'ci', '--omit=dev']));
+    const install = await run(
+      'npm',
+      [...runtime.install.slice(1), '--prefer-offline', '--no-audit', '--no-fund'],
+      { cwd: app, timeoutMs: BUILD_TIMEOUT_MS },
+    );
+    expect(install.code, install.stdout + install.stderr).toBe(0);
     database = await createEmptyDatabase();
   }, BUILD_TIMEOUT_MS);
 

@@ -27,7 +27,7 @@ export interface Service {
   volumes?: string[];
   tmpfs?: string[];
   secrets?: string[];
-  depends_on?: Record<string, { condition: string }> | string[];
+  depends_on?: Record<string, { condition: string; restart?: boolean }> | string[];
   healthcheck?: { test?: string[]; disable?: boolean };
   read_only?: boolean;
   cap_drop?: string[];

@@ -5,56 +5,13 @@
 // matches everything under a directory it matches) against the paths that must never reach the image.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  type Dockerfile,
-  DockerfileParser,
-  type From,
-  type Instruction,
-  ModifiableInstruction,
-} from 'dockerfile-ast';
+import { type Dockerfile, DockerfileParser } from 'dockerfile-ast';
 import { describe, expect, it } from 'vitest';
+import { finalStage, fromFlag, full, keyword, stages, text } from '../helpers/dockerfile.ts';
 import { REPO_ROOT } from '../helpers/process.ts';
 
 const DOCKERFILE = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
 const DOCKERIGNORE = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8');
-
-interface Stage {
-  name: string | null;
-  from: From;
-  instructions: Instruction[];
-}
-
-/** The stages in order, each with its instructions (FROM excluded). */
-function stages(dockerfile: Dockerfile): Stage[] {
-  const result: Stage[] = [];
-  for (const instruction of dockerfile.getInstructions()) {
-    if (instruction.getKeyword() === 'FROM') {
-      const from = instruction as From;
-      result.push({ name: from.getBuildStage(), from, instructions: [] });
-    } else {
-      result.at(-1)?.instructions.push(instruction);
-    }
-  }
-  return result;
-}
-
-function finalStage(dockerfile: Dockerfile): Stage | undefined {
-  return stages(dockerfile).at(-1);
-}
-
-const keyword = (stage: Stage, name: string) => stage.instructions.filter((i) => i.getKeyword() === name);
-const text = (instruction: Instruction) => instruction.getRawArgumentsContent() ?? '';
-const flags = (instruction: Instruction) =>
-  instruction instanceof ModifiableInstruction ? instruction.getFlags() : [];
-const fromFlag = (instruction: Instruction) =>
-  flags(instruction)
-    .find((flag) => flag.getName() === 'from')
-    ?.getValue() ?? undefined;
-/** Flags and arguments, as written. */
-const full = (instruction: Instruction) =>
-  [...flags(instruction).map((flag) => `--${flag.getName()}=${flag.getValue()}`), text(instruction)]
-    .join(' ')
-    .trim();
 
 type Rule = (dockerfile: Dockerfile) => string[];
 

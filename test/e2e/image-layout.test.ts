@@ -6,10 +6,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DockerfileParser, type From, type Instruction } from 'dockerfile-ast';
+import { DockerfileParser } from 'dockerfile-ast';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadProject } from '../helpers/compose.ts';
 import { createEmptyDatabase, type TestDatabase } from '../helpers/database.ts';
+import { finalStage, fromFlag, keyword, stages, text } from '../helpers/dockerfile.ts';
 import { freePort } from '../helpers/ports.ts';
 import {
   type AppProcess,
@@ -28,30 +29,18 @@ const TSC = join(REPO_ROOT, 'node_modules/typescript/bin/tsc');
 /** What the runtime stage runs, read from the Dockerfile. */
 const runtime = (() => {
   const dockerfile = DockerfileParser.parse(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8'));
-  const stages = new Map<string, Instruction[]>();
-  let current: Instruction[] = [];
-  for (const instruction of dockerfile.getInstructions()) {
-    if (instruction.getKeyword() === 'FROM') {
-      current = [];
-      stages.set((instruction as From).getBuildStage() ?? `#${stages.size}`, current);
-    } else current.push(instruction);
-  }
-  const final = [...stages.values()].at(-1)!;
-  const last = (keyword: string) => final.filter((i) => i.getKeyword() === keyword).at(-1)!;
-  const args = (instruction: Instruction) => instruction.getRawArgumentsContent() ?? '';
-  const healthcheck = args(last('HEALTHCHECK'));
+  const final = finalStage(dockerfile)!;
+  const healthcheck = text(keyword(final, 'HEALTHCHECK').at(-1)!);
   // The `npm ci …` of the stage the runtime copies node_modules from.
-  const depsStage = final
-    .filter((i) => i.getKeyword() === 'COPY' && args(i).includes('node_modules'))
-    .map((i) => /--from=(\S+)/.exec(i.getTextContent())?.[1])[0]!;
-  const install = stages.get(depsStage)!.find((i) => i.getKeyword() === 'RUN' && /\bnpm ci\b/.test(args(i)))!;
+  const copiesModules = keyword(final, 'COPY').find((copy) => text(copy).includes('node_modules'))!;
+  const deps = stages(dockerfile).find((stage) => stage.name === fromFlag(copiesModules))!;
+  const install = keyword(deps, 'RUN')
+    .map(text)
+    .find((run) => /\bnpm ci\b/.test(run))!;
   return {
-    cmd: JSON.parse(args(last('CMD'))) as string[],
+    cmd: JSON.parse(text(keyword(final, 'CMD').at(-1)!)) as string[],
     healthcheck: JSON.parse(healthcheck.slice(healthcheck.indexOf('CMD') + 3)) as string[],
-    install: args(install)
-      .replace(/^.*?\bnpm ci\b/, 'npm ci')
-      .trim()
-      .split(/\s+/),
+    install: install.slice(install.indexOf('npm ci')).trim().split(/\s+/),
   };
 })();
 const migrateCommand = loadProject('production').services.migrate!.command!;

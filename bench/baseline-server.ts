@@ -1,12 +1,13 @@
 // The benchmark's floor: the same routes and the same SQL work as the service, on bare Fastify + pg,
 // with no validation schemas, hooks, logging, metrics, auth or error mapping. `npm run bench` forks it;
 // `npm run bench:baseline` runs it alone (DATABASE_URL, PORT, default 127.0.0.1:8001).
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
 import pg from 'pg';
 import { allocateRepayments, nextDueDate } from '../src/loans/allocation.ts';
+import { requestFingerprint } from '../src/loans/idempotency.ts';
 import { aprToBasisPoints, buildSchedule } from '../src/loans/schedule.ts';
 import { divideHalfEven, formatMoney, formatScaled, parseMoney } from '../src/money/money.ts';
 
@@ -42,6 +43,9 @@ interface Row {
 }
 
 const iso = (value: Date | null) => (value ? value.toISOString() : null);
+
+// The service's ETag format (etagOf in src/loans/loan-views.ts).
+const etag = (id: string, version: number) => `"${id.slice(0, 8)}-v${version}"`;
 
 function toLoan(row: Row) {
   return {
@@ -81,7 +85,7 @@ export async function startBaseline(options: {
     const result = await pool.query<Row>(`SELECT ${COLUMNS} FROM loans WHERE id = $1`, [request.params.id]);
     const row = result.rows[0];
     if (!row) return reply.code(404).send({ status: 404 });
-    return reply.header('etag', `"${row.id.slice(0, 8)}-v${row.version}"`).send(toLoan(row));
+    return reply.header('etag', etag(row.id, row.version)).send(toLoan(row));
   });
 
   app.get<{ Querystring: { limit?: string; cursor?: string } }>('/api/loans', async (request, reply) => {
@@ -163,7 +167,7 @@ export async function startBaseline(options: {
     );
     const row = result.rows[0];
     if (!row) return reply.code(409).send({ status: 409 });
-    return reply.header('etag', `"${row.id.slice(0, 8)}-v${row.version}"`).send(toLoan(row));
+    return reply.header('etag', etag(row.id, row.version)).send(toLoan(row));
   });
 
   // The service's work in four round trips: lock the loan (reading its prior repayments and any stored
@@ -229,7 +233,7 @@ export async function startBaseline(options: {
         const headers = {
           'content-type': 'application/json; charset=utf-8',
           location: `/api/loans/${loan.id}/repayments`,
-          etag: `"${loan.id.slice(0, 8)}-v${loan.version + 1}"`,
+          etag: etag(loan.id, loan.version + 1),
         };
         const event = {
           repayment_id: repayment.id,
@@ -283,9 +287,7 @@ export async function startBaseline(options: {
             nextDueDate(after),
             cleared,
             key,
-            createHash('sha256')
-              .update(`POST ${request.url}\n${JSON.stringify(request.body)}`)
-              .digest('hex'),
+            requestFingerprint('POST', request.url, request.body),
             JSON.stringify(headers),
             body,
           ],

@@ -326,12 +326,11 @@ function pendingLoans(url: string): Pick<Endpoint, 'next' | 'prepare' | 'shortfa
   };
 }
 
-let idempotencyKeys = 0;
-const KEY_PREFIX = `bench-${Date.now().toString(36)}`;
-
 function endpoints(fixture: Fixtures, url: string): Endpoint[] {
   let read = 0;
   let repaid = 0;
+  // Each size runs on a fresh copy of its database, so keys need only be unique within one call.
+  let keys = 0;
   return [
     {
       name: 'GET /api/loans/{id}',
@@ -360,7 +359,7 @@ function endpoints(fixture: Fixtures, url: string): Endpoint[] {
       body: REPAYMENT_BODY,
       next: () => ({
         path: `/api/loans/${fixture.repaymentIds[repaid++ % fixture.repaymentIds.length]}/repayments`,
-        headers: { 'idempotency-key': `${KEY_PREFIX}-${++idempotencyKeys}` },
+        headers: { 'idempotency-key': `bench-${++keys}` },
       }),
     },
     // Last: it grows the table.

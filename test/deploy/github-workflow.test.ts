@@ -234,6 +234,10 @@ const cancelsSupersededPullRequestRuns: Rule = (workflow) => {
   const cancel = expression(workflow.concurrency?.['cancel-in-progress']);
   return [
     ...(group.includes('github.event.pull_request.number') ? [] : [`group ${group} is not per pull request`]),
+    // Runs on main share no group: GitHub keeps one pending run per group and drops the others unbuilt.
+    ...(group.includes('github.run_id')
+      ? []
+      : [`group ${workflow.concurrency?.group} makes pushes to main wait on each other`]),
     ...(cancel === "github.event_name == 'pull_request'"
       ? []
       : [`cancel-in-progress: ${cancel} must cancel pull request runs only`]),
@@ -526,6 +530,13 @@ const BAD: Record<keyof typeof RULES, Bad[]> = {
     bad(
       (w) => (w.concurrency!.group = '${{ github.workflow }}'),
       'group github.workflow is not per pull request',
+      'group ${{ github.workflow }} makes pushes to main wait on each other',
+    ),
+    bad(
+      (w) =>
+        (w.concurrency!.group =
+          '${{ github.workflow }}-${{ github.event.pull_request.number || github.ref }}'),
+      'group ${{ github.workflow }}-${{ github.event.pull_request.number || github.ref }} makes pushes to main wait on each other',
     ),
   ],
   "runs the README's test command on both databases": [
@@ -732,7 +743,9 @@ function missingEcosystems(config: { version: number; updates: DependabotUpdate[
     .map((update) => update['package-ecosystem']);
   return [
     ...(config.version === 2 ? [] : [`version ${config.version}, not 2`]),
-    ...['npm', 'docker', 'github-actions'].filter((ecosystem) => !covered.includes(ecosystem)),
+    ...['npm', 'docker', 'docker-compose', 'github-actions'].filter(
+      (ecosystem) => !covered.includes(ecosystem),
+    ),
   ];
 }
 
@@ -743,12 +756,13 @@ describe('Dependabot', () => {
     updates: config.updates.filter((update) => update['package-ecosystem'] !== ecosystem),
   });
 
-  it('updates the npm dependencies, the Dockerfile base image and the pinned actions weekly', () => {
+  it('updates the npm dependencies, the Dockerfile and compose images and the pinned actions weekly', () => {
     expect(missingEcosystems(config)).toEqual([]);
   });
 
   it('reports an ecosystem that is left out or looked for in the wrong place', () => {
     expect(missingEcosystems(without('docker'))).toEqual(['docker']);
+    expect(missingEcosystems(without('docker-compose'))).toEqual(['docker-compose']);
     expect(missingEcosystems(without('github-actions'))).toEqual(['github-actions']);
     const elsewhere = structuredClone(config);
     elsewhere.updates[0]!.directory = '/app';

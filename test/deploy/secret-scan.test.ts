@@ -29,9 +29,12 @@ interface SecretlintFile {
 
 /**
  * The same scan on the files under `dir` instead of the repository, with the repository's configuration:
- * secretlint's --cwd moves its search there. Findings come sorted by file, rules as "ruleId/messageId".
+ * secretlint's --cwd moves its search there. Findings come sorted by file, rules as "ruleId/messageId";
+ * `scanned` lists every file the scan read, so that a scan of nothing cannot pass for a clean one.
  */
-async function scanDirectory(dir: string): Promise<{ code: number | null; findings: Finding[] }> {
+async function scanDirectory(
+  dir: string,
+): Promise<{ code: number | null; findings: Finding[]; scanned: string[] }> {
   const { code, stdout, stderr } = await secretsScan([
     '--cwd',
     dir,
@@ -54,7 +57,11 @@ async function scanDirectory(dir: string): Promise<{ code: number | null; findin
       message: message.message,
     })),
   );
-  return { code, findings: findings.sort((a, b) => a.file.localeCompare(b.file)) };
+  return {
+    code,
+    findings: findings.sort((a, b) => a.file.localeCompare(b.file)),
+    scanned: files.map((file) => relative(dir, file.filePath)).sort(),
+  };
 }
 
 const PRIVATE_KEY_RULE = '@secretlint/secretlint-rule-privatekey/PrivateKey';
@@ -160,8 +167,9 @@ describe('secret scan', () => {
       'printf \'postgres://branch:%s@db:5432/branch_loans\' "$(cat postgres_password)"',
       'postgres://app:s3cret@db:5432/loans',
     ];
-    await plant(Object.fromEntries(placeholders.map((url, index) => [`example-${index}.txt`, `${url}\n`])));
-    expect(await scanDirectory(dir)).toEqual({ code: 0, findings: [] });
+    const files = placeholders.map((_, index) => `example-${String(index).padStart(2, '0')}.txt`);
+    await plant(Object.fromEntries(placeholders.map((url, index) => [files[index]!, `${url}\n`])));
+    expect(await scanDirectory(dir)).toEqual({ code: 0, findings: [], scanned: files });
   });
 
   it('fails on a GitHub token (the recommended preset)', async () => {

@@ -223,7 +223,8 @@ describe.skipIf(skipWithout(['nginx', 'openssl', 'curl']))(
         '/metrics?format=text',
       ]) {
         const response = await nginx!.curl(path, { extraArgs: ['--path-as-is'] });
-        expectProblem(response, 404, 'not-found');
+        // nginx's own answer: the service words its 404 "No route matches …".
+        expect(expectProblem(response, 404, 'not-found').detail, path).toBe('no such resource');
         expectHsts(response);
       }
       const direct = await fetch(`${apiOrigin}/metrics`);
@@ -240,8 +241,10 @@ describe.skipIf(skipWithout(['nginx', 'openssl', 'curl']))(
         bodyFile: file,
       });
       const problem = expectProblem(response, 413, 'payload-too-large');
+      // nginx's wording: the service's own 413 says "The request body exceeds the limit of …".
       expect(problem).toMatchObject({
         title: 'Payload too large',
+        detail: 'request bodies are limited to 65536 bytes',
         instance: '/api/loans',
         request_id: 'e2e-nginx-413',
       });

@@ -1,7 +1,7 @@
 // Headless Chromium for browser tests: Debian's `chromium` package driven by playwright-core, never a
 // browser download. CHROMIUM_PATH points at another binary (for example /usr/bin/chromium-browser).
-import { accessSync, constants } from 'node:fs';
 import { type Browser, chromium } from 'playwright-core';
+import { executablesMissing, skipWhenMissing } from './process.ts';
 
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 
@@ -20,25 +20,13 @@ const CHROMIUM_ARGS = [
 const LAUNCH_TIMEOUT_MS = 30_000;
 
 /** Why the browser cannot run here, or undefined when it can. */
-export function chromiumMissing(): string | undefined {
-  try {
-    accessSync(CHROMIUM_PATH, constants.X_OK);
-    return undefined;
-  } catch {
-    return `no executable Chromium at ${CHROMIUM_PATH}: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH`;
-  }
-}
+export const chromiumMissing = () =>
+  executablesMissing(
+    [CHROMIUM_PATH],
+    "install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH",
+  );
 
-/**
- * Browser tests skip (saying why) on a machine without Chromium, but never in CI, where a missing browser
- * must fail the run rather than pass it silently.
- */
-export function skipWithoutChromium(): boolean {
-  const missing = chromiumMissing();
-  if (missing === undefined || process.env.CI === 'true') return false;
-  console.warn(`Skipping browser tests: ${missing}`);
-  return true;
-}
+export const skipWithoutChromium = () => skipWhenMissing('browser tests', chromiumMissing());
 
 /** Chromium with the flags above; `extraArgs` such as `--host-resolver-rules=MAP docs.test 127.0.0.1`. */
 export async function launchChromium(extraArgs: string[] = []): Promise<Browser> {

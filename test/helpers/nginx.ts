@@ -1,17 +1,19 @@
 // Debian's `nginx` running the project's own deploy/nginx/nginx.conf on loopback, with a certificate from
 // scripts/generate-cert.sh; curl and openssl as the clients; and the configuration parsed as data for
 // policy checks. The only place that knows how the compose configuration becomes a loopback one.
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
 import {
   type AppProcess,
   type CommandResult,
+  executablesMissing,
   makeTempDir,
   REPO_ROOT,
   removeTempDir,
   run,
+  skipWhenMissing,
   startProcess,
   waitFor,
 } from './process.ts';
@@ -32,22 +34,16 @@ export type Tool = keyof typeof TOOLS;
 /** Why one of `tools` cannot run here, or undefined when all can. */
 export function toolsMissing(tools: Tool[]): string | undefined {
   for (const tool of tools) {
-    try {
-      accessSync(TOOLS[tool], constants.X_OK);
-    } catch {
-      return `no executable ${TOOLS[tool]}: install Debian's package (apt-get install -y ${tool}) or set ${tool.toUpperCase()}_PATH`;
-    }
+    const missing = executablesMissing(
+      [TOOLS[tool]],
+      `install Debian's package (apt-get install -y ${tool}) or set ${tool.toUpperCase()}_PATH`,
+    );
+    if (missing) return missing;
   }
   return undefined;
 }
 
-/** Skips (saying why) on a machine without the tools, but never in CI, where a missing tool must fail. */
-export function skipWithout(tools: Tool[]): boolean {
-  const missing = toolsMissing(tools);
-  if (missing === undefined || process.env.CI === 'true') return false;
-  console.warn(`Skipping nginx/TLS tests: ${missing}`);
-  return true;
-}
+export const skipWithout = (tools: Tool[]) => skipWhenMissing('nginx/TLS tests', toolsMissing(tools));
 
 export interface CertFiles {
   dir: string;

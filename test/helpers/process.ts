@@ -1,7 +1,7 @@
 // Real server processes for end-to-end tests: spawn in a process group of their own, read their
 // JSON log lines, wait for lines and for exit, and always clean up (process group, then PostgreSQL).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -248,6 +248,31 @@ export function run(
     child.once('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(input ?? '');
   });
+}
+
+/**
+ * Why one of `paths` is not executable here (with how to install it), or undefined when all are.
+ * `install` names the Debian package and the variables that point at other binaries.
+ */
+export function executablesMissing(paths: string[], install: string): string | undefined {
+  for (const path of paths) {
+    try {
+      accessSync(path, constants.X_OK);
+    } catch {
+      return `no executable ${path}: ${install}`;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Tests that need a binary skip (saying why) on a machine without it, but never in CI, where a missing
+ * binary must fail the run rather than pass it silently.
+ */
+export function skipWhenMissing(tests: string, missing: string | undefined): boolean {
+  if (missing === undefined || process.env.CI === 'true') return false;
+  console.warn(`Skipping ${tests}: ${missing}`);
+  return true;
 }
 
 /** True when nothing accepts TCP connections on 127.0.0.1:port (connection refused). */

@@ -1,6 +1,6 @@
 // Debian's `prometheus` package (Prometheus and promtool 2.42) for the deploy and end-to-end tests, and
 // the project's Prometheus and Grafana files as data: rule groups, rule tests, dashboard panel queries.
-import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -8,10 +8,12 @@ import { freePort } from './ports.ts';
 import {
   type AppProcess,
   type CommandResult,
+  executablesMissing,
   makeTempDir,
   REPO_ROOT,
   removeTempDir,
   run,
+  skipWhenMissing,
   startProcess,
   waitFor,
 } from './process.ts';
@@ -30,27 +32,13 @@ export const PROMTOOL_PATH = process.env.PROMTOOL_PATH || '/usr/bin/promtool';
 export const PROMETHEUS_PATH = process.env.PROMETHEUS_PATH || '/usr/bin/prometheus';
 
 /** Why Prometheus and promtool cannot run here, or undefined when they can. */
-export function prometheusMissing(): string | undefined {
-  for (const path of [PROMTOOL_PATH, PROMETHEUS_PATH]) {
-    try {
-      accessSync(path, constants.X_OK);
-    } catch {
-      return `no executable ${path}: install Debian's package (apt-get install -y prometheus) or set PROMTOOL_PATH and PROMETHEUS_PATH`;
-    }
-  }
-  return undefined;
-}
+export const prometheusMissing = () =>
+  executablesMissing(
+    [PROMTOOL_PATH, PROMETHEUS_PATH],
+    "install Debian's package (apt-get install -y prometheus) or set PROMTOOL_PATH and PROMETHEUS_PATH",
+  );
 
-/**
- * Prometheus tests skip (saying why) on a machine without the package, but never in CI, where a missing
- * binary must fail the run rather than pass it silently.
- */
-export function skipWithoutPrometheus(): boolean {
-  const missing = prometheusMissing();
-  if (missing === undefined || process.env.CI === 'true') return false;
-  console.warn(`Skipping Prometheus tests: ${missing}`);
-  return true;
-}
+export const skipWithoutPrometheus = () => skipWhenMissing('Prometheus tests', prometheusMissing());
 
 /** Runs promtool from the repository root. */
 export function promtool(args: string[]): Promise<CommandResult> {

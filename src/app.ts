@@ -103,6 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(loansRoutes, {
     loans: createLoansService({ pool, config, clock }),
     commands: createLoanCommands({ pool, config, clock, metrics: metrics.loans }),
+    publicBaseUrl: config.publicBaseUrl,
   });
   await app.register(statsRoutes, { stats: createStatsService({ pool, clock }) });
 

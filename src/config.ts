@@ -25,6 +25,8 @@ export interface Config {
    * nearest N hops, or these addresses/ranges. Only then is the forwarded client address believed.
    */
   trustProxy: TrustProxy;
+  /** Scheme and host that clients use (e.g. https://api.branchloans.com), for absolute links; else links are relative. */
+  publicBaseUrl: string | undefined;
   seedOnStart: boolean;
   /** Largest loan amount in major units, per currency; `default` applies to the others. */
   loanMaxAmount: { default: string; byCurrency: Readonly<Record<string, string>> };
@@ -128,6 +130,24 @@ function secret(env: Env, name: string): string | undefined {
   }
 }
 
+/** PUBLIC_BASE_URL: an http(s) origin with no path, query or fragment; never taken from a request's Host. */
+function publicBaseUrl(env: Env): string | undefined {
+  const value = env.PUBLIC_BASE_URL;
+  if (!value) return undefined;
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(value);
+  } catch {}
+  const origin = parsed && /^https?:$/.test(parsed.protocol) ? parsed.origin : undefined;
+  if (origin === undefined || value.replace(/\/$/, '') !== origin) {
+    throw new ConfigError(
+      'PUBLIC_BASE_URL',
+      `must be an http(s) origin such as https://api.example.com (got "${value}")`,
+    );
+  }
+  return origin;
+}
+
 function databaseUrl(env: Env): string | undefined {
   const url = secret(env, 'DATABASE_URL');
   if (url === undefined) return undefined;
@@ -209,6 +229,7 @@ export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: bool
       pretty: boolean(env, 'LOG_PRETTY', (options.stdoutIsTty ?? false) && appEnv === 'development'),
     }),
     trustProxy: trustProxy(env),
+    publicBaseUrl: publicBaseUrl(env),
     seedOnStart: boolean(env, 'SEED_ON_START', defaults.seedOnStart),
     loanMaxAmount: Object.freeze({
       // A whole number, so that it is exact in every currency, including those without minor units.

@@ -59,10 +59,12 @@ const LIFECYCLE =
   'Send `If-Match: <etag>` to act only on the version you saw (412 otherwise). With an `Idempotency-Key`, ' +
   'the first outcome is stored and replayed byte for byte (`Idempotent-Replayed: true`).';
 
-export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; commands: LoanCommands }> = async (
-  app,
-  { loans, commands },
-) => {
+export const loansRoutes: FastifyPluginAsyncTypebox<{
+  loans: LoansService;
+  commands: LoanCommands;
+  /** Origin for absolute Link headers (PUBLIC_BASE_URL); links are relative without it. */
+  publicBaseUrl: string | undefined;
+}> = async (app, { loans, commands, publicBaseUrl }) => {
   app.post(
     '/api/loans',
     {
@@ -106,7 +108,8 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; comma
         summary: 'List loans, newest first',
         description:
           'A JSON array ordered by `created_at DESC, id DESC`. When more loans match, the response has ' +
-          '`Link: <…/api/loans?…&cursor=…>; rel="next"` with an absolute URL; the cursor is opaque and keyset-based, ' +
+          '`Link: </api/loans?…&cursor=…>; rel="next"`, relative to this server unless it is configured with its ' +
+          'public base URL (then absolute; never built from the Host header); the cursor is opaque and keyset-based, ' +
           'so pages stay consistent while loans are created. Unknown query parameters are rejected.',
         querystring: ListLoansQuery,
         response: { 200: Type.Array(Loan), ...problemResponses(400) },
@@ -115,10 +118,10 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{ loans: LoansService; comma
     async (request, reply) => {
       const page = await loans.list(request.query);
       if (page.nextCursor) {
-        const next = new URL(request.url, `${request.protocol}://${request.host}`);
-        next.searchParams.set('limit', String(request.query.limit));
-        next.searchParams.set('cursor', page.nextCursor);
-        reply.header('link', `<${next.href}>; rel="next"`);
+        const query = new URLSearchParams(request.url.split('?')[1]);
+        query.set('limit', String(request.query.limit));
+        query.set('cursor', page.nextCursor);
+        reply.header('link', `<${publicBaseUrl ?? ''}/api/loans?${query}>; rel="next"`);
       }
       return page.rows.map(loans.view);
     },

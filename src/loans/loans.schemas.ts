@@ -7,6 +7,7 @@ import {
   Timestamp,
   Uuid,
 } from '../platform/schemas.ts';
+import { EARLIEST_INSTANT, LATEST_INSTANT } from '../platform/timestamps.ts';
 import { INSTALLMENT_STATUSES } from './allocation.ts';
 import { EVENT_TYPES } from './events.repository.ts';
 import { LOAN_STATUSES, type LoanStatus } from './loan-status.ts';
@@ -28,8 +29,20 @@ const CalendarDate = Type.String({
 // format validation on every non-null field (which an anyOf branch costs it).
 const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) =>
   Type.Unsafe<string | null>({ ...schema, type: ['string', 'null'] });
+/** Free text as the database can store it: no NUL character and no unpaired UTF-16 surrogate. */
 const Text = (max: number, description: string) =>
-  Type.String({ minLength: 1, maxLength: max, errorMessage: `must be 1–${max} characters`, description });
+  Type.String({
+    minLength: 1,
+    maxLength: max,
+    pattern: '^[^\\u0000\\uD800-\\uDFFF]*$',
+    errorMessage: `must be 1–${max} characters, without NUL characters or unpaired surrogates`,
+    description,
+  });
+const TimestampFilter = (description: string) => ({
+  ...Timestamp,
+  errorMessage: `must be an RFC 3339 timestamp from ${EARLIEST_INSTANT} to ${LATEST_INSTANT}`,
+  description,
+});
 
 const amountInput = DecimalInput(
   'must be a positive decimal such as "15000.00" (a string or a number; no sign, exponent or spaces)',
@@ -96,14 +109,8 @@ export const ListLoansQuery = Type.Object(
     status: Type.Optional(LoanStatusSchema),
     currency: Type.Optional(CurrencyInput),
     borrower_id: Type.Optional(BorrowerId),
-    created_after: Type.Optional({
-      ...Timestamp,
-      description: 'Only loans created strictly after this instant',
-    }),
-    created_before: Type.Optional({
-      ...Timestamp,
-      description: 'Only loans created strictly before this instant',
-    }),
+    created_after: Type.Optional(TimestampFilter('Only loans created strictly after this instant')),
+    created_before: Type.Optional(TimestampFilter('Only loans created strictly before this instant')),
   },
   { additionalProperties: false },
 );

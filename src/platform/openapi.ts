@@ -14,7 +14,7 @@ Microloans API of Branch Loans. Generated from the same schemas that validate re
 - Errors are RFC 9457 \`application/problem+json\`. Body problems point at the member with a JSON pointer
   (\`errors[].pointer\`, e.g. \`/amount\`); query and path problems name the parameter (\`errors[].parameter\`).
 - \`X-Request-ID\` (1–128 chars of \`[A-Za-z0-9._:-]\`) is echoed; otherwise one is generated.
-- Lists are newest first and keyset-paginated: follow the absolute URL in \`Link: <…>; rel="next"\`.
+- Lists are newest first and keyset-paginated: follow the URL in \`Link: <…>; rel="next"\` (relative, or absolute under the configured public base URL).
   \`created_after\` and \`created_before\` are exclusive bounds.
 - \`GET /api/stats?currency=XXX\` for a valid currency without loans returns that currency with zero counts;
   \`total_amount\` and \`avg_amount\` cover every loan of the currency whatever its status.

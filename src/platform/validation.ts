@@ -1,7 +1,9 @@
 import { Ajv, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { fullFormats } from 'ajv-formats/dist/formats.js';
 import type { FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
 import type { FieldError } from './errors.ts';
+import { isStorableInstant } from './timestamps.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
@@ -13,12 +15,41 @@ const common: Options = {
   verbose: true, // errors carry their schema, for `errorMessage`
 };
 
-// Bodies are JSON and must have the right types; query strings and paths are text and are coerced.
-const bodyAjv = addFormats(new Ajv({ ...common, coerceTypes: false }));
-const textAjv = addFormats(new Ajv({ ...common, coerceTypes: true }));
+const rfc3339 = (fullFormats['date-time'] as { validate: (value: string) => boolean }).validate;
 
-export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
-  (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object);
+/** ajv-formats with one change: a date-time must also be an instant PostgreSQL can store (no year 0000). */
+function withFormats(ajv: Ajv): Ajv {
+  addFormats(ajv);
+  return ajv.addFormat('date-time', (value: string) => rfc3339(value) && isStorableInstant(value));
+}
+
+// Bodies are JSON and must have the right types. Query strings and paths are text: an integer there
+// is a plain decimal literal ("200", not "2e2", "0200", " 200" or "200.0"), converted before validation.
+const ajv = withFormats(new Ajv({ ...common, coerceTypes: false }));
+const PLAIN_INTEGER = /^-?(0|[1-9][0-9]*)$/;
+
+function integerProperties(schema: { properties?: Record<string, { type?: unknown }> }): string[] {
+  return Object.entries(schema.properties ?? {})
+    .filter(([, property]) => property.type === 'integer')
+    .map(([name]) => name);
+}
+
+export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  const validate = ajv.compile(schema as object);
+  const integers = httpPart === 'body' ? [] : integerProperties(schema as object);
+  if (integers.length === 0) return validate;
+  const validateText = (data: Record<string, unknown>) => {
+    for (const name of integers) {
+      const value = data[name];
+      if (typeof value === 'string' && PLAIN_INTEGER.test(value)) data[name] = Number(value);
+    }
+    const valid = validate(data);
+    validateText.errors = validate.errors;
+    return valid;
+  };
+  validateText.errors = validate.errors;
+  return validateText;
+};
 
 const TYPE_NAMES: Record<string, string> = {
   string: 'a string',

@@ -370,9 +370,24 @@ describe('action input', () => {
   it.each([
     ['reject', undefined, '', 'the request body must be a JSON object'],
     ['reject', {}, '/reason', 'is required'],
-    ['reject', { reason: '' }, '/reason', 'must be 1–500 characters'],
-    ['reject', { reason: 'x'.repeat(501) }, '/reason', 'must be 1–500 characters'],
-    ['approve', { note: 5 }, '/note', 'must be 1–500 characters'],
+    [
+      'reject',
+      { reason: '' },
+      '/reason',
+      'must be 1–500 characters, without NUL characters or unpaired surrogates',
+    ],
+    [
+      'reject',
+      { reason: 'x'.repeat(501) },
+      '/reason',
+      'must be 1–500 characters, without NUL characters or unpaired surrogates',
+    ],
+    [
+      'approve',
+      { note: 5 },
+      '/note',
+      'must be 1–500 characters, without NUL characters or unpaired surrogates',
+    ],
     ['approve', { approved: true }, '/approved', 'is not a recognised field'],
   ])('%s with %j → 400 at %s', async (action, body, pointer, message) => {
     const id = await loanIn(t.app, 'pending');
@@ -425,7 +440,12 @@ describe('action input', () => {
       'must not be in the future (today is 2026-11-21 UTC)',
     ],
     [{ amount: '1.00', paid_on: '2026-09-30' }, 400, '/paid_on', 'must not be before 2026-10-01'],
-    [{ amount: '1.00', reference: '' }, 400, '/reference', 'must be 1–128 characters'],
+    [
+      { amount: '1.00', reference: '' },
+      400,
+      '/reference',
+      'must be 1–128 characters, without NUL characters or unpaired surrogates',
+    ],
     [{ amount: '16545.28' }, 422, '/amount', 'must not exceed the outstanding balance of 16545.27'],
   ])('refuses the repayment %j and changes nothing', async (body, status, pointer, message) => {
     const id = await loanIn(t.app, 'disbursed', {}, '2026-10-01');

@@ -66,7 +66,7 @@ describe('GET /api/loans', () => {
       expect(response.statusCode).toBe(200);
       seen.push(...response.json().map((loan: { id: string }) => loan.id));
       url = nextLink(response.headers.link);
-      if (url) expect(url).toMatch(/^http:\/\/localhost(:80)?\/api\/loans\?limit=7&cursor=[A-Za-z0-9_-]+$/);
+      if (url) expect(url).toMatch(/^\/api\/loans\?limit=7&cursor=[A-Za-z0-9_-]+$/);
       pages++;
     }
     expect(pages).toBe(5);
@@ -87,7 +87,7 @@ describe('GET /api/loans', () => {
   it('keeps filters in the next link', async () => {
     const response = await get('/api/loans?status=pending&limit=2');
     const link = nextLink(response.headers.link)!;
-    expect(new URL(link).searchParams.get('status')).toBe('pending');
+    expect(new URL(link, 'http://localhost').searchParams.get('status')).toBe('pending');
     const all = (await get('/api/loans?status=pending')).json();
     const second = (await get(link)).json();
     expect(second).toEqual(all.slice(2, 4));
@@ -121,7 +121,11 @@ describe('GET /api/loans', () => {
     ['status=open', 'status', expect.stringContaining('must be one of: pending, approved')],
     ['currency=ABC', 'currency', 'must be an active ISO 4217 currency code (got "ABC")'],
     ['currency=12', 'currency', expect.stringContaining('ISO 4217')],
-    ['created_after=yesterday', 'created_after', 'must be a valid date-time'],
+    [
+      'created_after=yesterday',
+      'created_after',
+      'must be an RFC 3339 timestamp from 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z',
+    ],
     ['cursor=garbage', 'cursor', 'is not a cursor this API issued; follow the Link header'],
     ['page=2', 'page', 'is not a supported query parameter'],
     ['borrower_id=a%20b', 'borrower_id', expect.stringContaining('1–64')],

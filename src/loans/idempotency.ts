@@ -50,6 +50,29 @@ export function requestFingerprint(method: string, path: string, body: unknown):
 }
 
 /**
+ * Takes the key's transaction-scoped lock, waiting up to `waitMs` for a request that holds it; false
+ * when it stays held. A wait of 0 must not become `lock_timeout = 0`, which PostgreSQL reads as "no limit".
+ */
+async function lockKey(client: pg.PoolClient, name: string, waitMs: number): Promise<boolean> {
+  if (waitMs === 0) {
+    const tried = await client.query<{ locked: boolean }>(
+      'SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked',
+      [name],
+    );
+    return tried.rows[0]!.locked;
+  }
+  await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${waitMs}ms`]);
+  try {
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [name]);
+  } catch (error) {
+    if ((error as { code?: string }).code === '55P03') return false; // lock_not_available
+    throw error;
+  }
+  await client.query(`SELECT set_config('lock_timeout', '0', true)`);
+  return true;
+}
+
+/**
  * Runs `work` in a transaction together with the key's record, so the change, its events and the
  * stored response commit or roll back as one. A concurrent request with the same key waits up to
  * `waitMs` for the first to finish (and then replays it); after that it gets 409 in-progress.
@@ -66,19 +89,12 @@ export async function runIdempotent(
     return { response: await withTransaction(pool, work), replayed: false };
   }
   return withTransaction(pool, async (client) => {
-    await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${waitMs}ms`]);
-    try {
-      await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-        JSON.stringify([request.scope, key]),
-      ]);
-    } catch (error) {
-      if ((error as { code?: string }).code !== '55P03') throw error; // lock_not_available
+    if (!(await lockKey(client, JSON.stringify([request.scope, key]), waitMs))) {
       throw new AppError('idempotency-request-in-progress', 409, {
         detail: `A request with Idempotency-Key "${key}" is still being processed; retry shortly`,
         headers: { 'retry-after': '1' },
       });
     }
-    await client.query(`SELECT set_config('lock_timeout', '0', true)`);
 
     const stored = await client.query<StoredResponse & { fingerprint: string }>(
       'SELECT fingerprint, status, headers, body FROM idempotency_keys WHERE scope = $1 AND key = $2',

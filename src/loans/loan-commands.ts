@@ -123,7 +123,7 @@ export function createLoanCommands(deps: CommandDeps) {
    */
   const run = async (
     ctx: CommandContext,
-    work: (client: pg.PoolClient, now: Date, facts: Fact[]) => Promise<StoredResponse>,
+    work: (client: pg.PoolClient, facts: Fact[]) => Promise<StoredResponse>,
   ): Promise<Outcome> => {
     const request: IdempotentRequest = {
       scope: ctx.actor,
@@ -134,7 +134,7 @@ export function createLoanCommands(deps: CommandDeps) {
     let committed: Fact[] = [];
     const outcome = await runIdempotent(pool, request, config.idempotency.waitMs, async (client) => {
       const facts: Fact[] = [];
-      const response = await work(client, clock(), facts);
+      const response = await work(client, facts);
       committed = facts;
       return response;
     });
@@ -169,19 +169,16 @@ export function createLoanCommands(deps: CommandDeps) {
       data,
     });
 
-  /** Loads the loan, checks If-Match and that `action` is allowed; for changes that depend on the loan. */
-  async function loadFor(
-    client: pg.PoolClient,
-    id: string,
-    action: LoanAction,
-    ctx: CommandContext,
-    lock = false,
-  ) {
-    const loan = await findLoan(client, id, { forUpdate: lock });
+  /**
+   * Locks the loan, checks If-Match and that `action` is allowed. The clock is read once the lock is
+   * held, so the changes of one loan (and their events' `at`) are in time order as well as in commit order.
+   */
+  async function loadFor(client: pg.PoolClient, id: string, action: LoanAction, ctx: CommandContext) {
+    const loan = await findLoan(client, id, { forUpdate: true });
     if (!loan) throw notFound(`Loan ${id} does not exist`);
     checkIfMatch(loan, ctx.ifMatch);
     if (!canPerform(loan.status, action)) throw invalidTransition(loan, action);
-    return loan;
+    return { loan, now: clock() };
   }
 
   /** The conditional update; when a concurrent change got there first, says why this one lost. */
@@ -211,8 +208,8 @@ export function createLoanCommands(deps: CommandDeps) {
       now: Date,
     ) => { to: LoanStatus; type: EventType; changes: LoanChanges; data: Record<string, unknown> },
   ): Promise<Outcome> {
-    return run(ctx, async (client, now, facts) => {
-      const loan = await loadFor(client, id, action, ctx);
+    return run(ctx, async (client, facts) => {
+      const { loan, now } = await loadFor(client, id, action, ctx);
       const { to, type, changes, data } = plan(loan, now);
       const updated = await applyTransition(client, loan, action, to, changes, ctx);
       await event(client, ctx, now, id, type, loan.status, to, data);
@@ -224,7 +221,8 @@ export function createLoanCommands(deps: CommandDeps) {
   return {
     /** `id` is for importing loans that already have one (the seed); the API always generates it. */
     create(body: Static<typeof CreateLoanBody>, ctx: CommandContext, id?: string): Promise<Outcome> {
-      return run(ctx, async (client, now, facts) => {
+      return run(ctx, async (client, facts) => {
+        const now = clock();
         const terms = validateTerms(config, body, inBody);
         const loan = await insertLoan(client, { ...terms, id, borrowerId: body.borrower_id }, ctx.actor, now);
         await event(client, ctx, now, loan.id, 'created', null, 'pending', {
@@ -299,8 +297,8 @@ export function createLoanCommands(deps: CommandDeps) {
      * concurrent repayments apply one after the other and can never push the balance below zero.
      */
     recordRepayment(id: string, body: Static<typeof RepaymentBody>, ctx: CommandContext): Promise<Outcome> {
-      return run(ctx, async (client, now, facts) => {
-        const loan = await loadFor(client, id, 'repayments', ctx, true);
+      return run(ctx, async (client, facts) => {
+        const { loan, now } = await loadFor(client, id, 'repayments', ctx);
         const amount = positiveAmount(body.amount, loan.currency);
         if ('reason' in amount) throw validationError([inBody('amount', amount.reason)]);
         const today = calendarDateOf(now);

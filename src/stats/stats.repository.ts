@@ -9,37 +9,39 @@ export interface StatsRow {
   outstanding_minor: string;
 }
 
-/** The maintained per (currency, status) aggregates, summed over their shards: a few hundred rows at most. */
-export async function loadStatsRows(db: Queryable, currency?: string): Promise<StatsRow[]> {
-  const result = await db.query<StatsRow>(
-    `SELECT currency, status, sum(loans)::text AS loans, sum(amount_minor)::text AS amount_minor,
+export interface StatsSnapshot {
+  /** The maintained per (currency, status) aggregates, summed over their shards: a few hundred rows at most. */
+  rows: StatsRow[];
+  /** Outstanding principal per currency of active loans whose oldest unpaid installment is due on or after the cutoff. */
+  outstandingDueSince: Map<string, bigint>;
+}
+
+/**
+ * Both aggregates in one statement, so they come from one snapshot: read apart, a repayment committing
+ * between them makes PAR30 drift (even below zero). Reading the recent due dates only (an index range of
+ * about two months) keeps the cost flat however many loans and past due dates there are.
+ */
+export async function loadStats(db: Queryable, cutoff: string, currency?: string): Promise<StatsSnapshot> {
+  const result = await db.query<StatsRow & { kind: 'status' | 'current' }>(
+    `SELECT 'status' AS kind, currency, status, sum(loans)::text AS loans, sum(amount_minor)::text AS amount_minor,
             sum(outstanding_minor)::text AS outstanding_minor
        FROM loan_stats
       WHERE $1::text IS NULL OR currency = $1
       GROUP BY currency, status
      HAVING sum(loans) > 0
-      ORDER BY currency, status`,
-    [currency ?? null],
-  );
-  return result.rows;
-}
-
-/**
- * Outstanding principal per currency of active loans whose oldest unpaid installment falls due on or
- * after `cutoff`. PAR30 is the total outstanding minus this: reading the recent due dates only (an index
- * range of about two months) keeps the cost flat however many loans and past due dates there are.
- */
-export async function loadOutstandingDueSince(
-  db: Queryable,
-  cutoff: string,
-  currency?: string,
-): Promise<Map<string, bigint>> {
-  const result = await db.query<{ currency: string; outstanding_minor: string }>(
-    `SELECT currency, sum(outstanding_minor)::text AS outstanding_minor
+     UNION ALL
+     SELECT 'current', currency, NULL, NULL, NULL, sum(outstanding_minor)::text
        FROM loan_arrears
-      WHERE oldest_unpaid_due >= $1::date AND ($2::text IS NULL OR currency = $2)
-      GROUP BY currency`,
-    [cutoff, currency ?? null],
+      WHERE oldest_unpaid_due >= $2::date AND ($1::text IS NULL OR currency = $1)
+      GROUP BY currency
+      ORDER BY 1 DESC, 2, 3`,
+    [currency ?? null, cutoff],
   );
-  return new Map(result.rows.map((row) => [row.currency, BigInt(row.outstanding_minor)]));
+  const rows: StatsRow[] = [];
+  const outstandingDueSince = new Map<string, bigint>();
+  for (const { kind, ...row } of result.rows) {
+    if (kind === 'status') rows.push(row);
+    else outstandingDueSince.set(row.currency, BigInt(row.outstanding_minor));
+  }
+  return { rows, outstandingDueSince };
 }

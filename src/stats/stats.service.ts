@@ -5,7 +5,7 @@ import { normalizeCurrency } from '../money/currencies.ts';
 import { divideHalfEven, formatMoney, formatScaled } from '../money/money.ts';
 import type { Pool } from '../platform/database.ts';
 import { validationError } from '../platform/errors.ts';
-import { loadOutstandingDueSince, loadStatsRows } from './stats.repository.ts';
+import { loadStats } from './stats.repository.ts';
 import type { Stats } from './stats.schemas.ts';
 
 interface CurrencyTotals {
@@ -41,10 +41,7 @@ export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
       const now = deps.clock();
       // More than 30 days past due: the oldest unpaid installment fell due before today − 30.
       const cutoff = addDays(calendarDateOf(now), -PAR_DAYS);
-      const [rows, current] = await Promise.all([
-        loadStatsRows(deps.pool, currency),
-        loadOutstandingDueSince(deps.pool, cutoff, currency),
-      ]);
+      const { rows, outstandingDueSince } = await loadStats(deps.pool, cutoff, currency);
 
       const byStatus = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0])) as Record<
         LoanStatus,
@@ -76,7 +73,10 @@ export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
           ),
           outstanding_principal: formatMoney(total.outstandingMinor, code),
           // Only active loans carry outstanding principal, so what is not current is at risk.
-          par30_ratio: ratio(total.outstandingMinor - (current.get(code) ?? 0n), total.outstandingMinor),
+          par30_ratio: ratio(
+            total.outstandingMinor - (outstandingDueSince.get(code) ?? 0n),
+            total.outstandingMinor,
+          ),
         };
       }
 

@@ -75,4 +75,47 @@ describe('concurrent requests', () => {
     );
     expect(transitions).toBe(successes);
   });
+
+  it('stats read during concurrent repayments see one snapshot: PAR30 stays 0 with nothing overdue', async () => {
+    // Disbursed today, so no installment is due: every consistent read has PAR30 exactly 0.
+    const terms = { currency: 'KES', amount: '1000.00', term_months: 12, interest_rate_apr: '10' };
+    const ids = await times(5, () => loanIn(t.app, 'disbursed', terms));
+    let paying = true;
+    const payments = (async () => {
+      for (let round = 0; round < 8; round++) {
+        await times(ids.length * 3, (i) =>
+          post(
+            t.app,
+            `/api/loans/${ids[i % ids.length]}/repayments`,
+            { amount: '20.00' },
+            { 'idempotency-key': newKey() },
+          ),
+        );
+      }
+      paying = false;
+    })();
+    const ratios: string[] = [];
+    while (paying) {
+      const polls = await times(4, () => t.app.inject({ url: '/api/stats?currency=KES' }));
+      for (const poll of polls) ratios.push(poll.json().amounts.KES.par30_ratio);
+    }
+    await payments;
+    expect(ratios.length).toBeGreaterThan(10);
+    expect(ratios.filter((ratio) => ratio !== '0.0000')).toEqual([]);
+  });
+
+  it('events of a loan repaid concurrently are in time order: at never goes backwards', async () => {
+    const id = await loanIn(t.app, 'disbursed', {
+      amount: '1000.00',
+      term_months: 4,
+      interest_rate_apr: '0',
+    });
+    await times(30, () =>
+      post(t.app, `/api/loans/${id}/repayments`, { amount: '10.00' }, { 'idempotency-key': newKey() }),
+    );
+    const events: { at: string }[] = (await t.app.inject({ url: `/api/loans/${id}/events` })).json();
+    expect(events).toHaveLength(3 + 30);
+    const backwards = events.filter((event, i) => i > 0 && event.at < events[i - 1]!.at);
+    expect(backwards).toEqual([]);
+  });
 });

@@ -104,6 +104,30 @@ describe('Idempotency-Key', () => {
     }
   });
 
+  it('with IDEMPOTENCY_WAIT_MS=0 answers 409 at once instead of waiting for the statement timeout', async () => {
+    const zeroWait = await buildTestApp({ IDEMPOTENCY_WAIT_MS: '0', DATABASE_STATEMENT_TIMEOUT_MS: '3000' });
+    const key = newKey();
+    const holder = new pg.Client({ connectionString: zeroWait.db.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+        JSON.stringify(['anonymous', key]),
+      ]);
+      const started = performance.now();
+      const response = await post(zeroWait.app, '/api/loans', TERMS, { 'idempotency-key': key });
+      expect(response.statusCode, response.body).toBe(409);
+      expect(response.json()).toMatchObject({
+        type: 'https://branchloans.com/problems/idempotency-request-in-progress',
+      });
+      // Far below the 3 s statement timeout that a lock_timeout of 0 ("no limit") would have waited for.
+      expect(performance.now() - started).toBeLessThan(2000);
+    } finally {
+      await holder.end();
+      await zeroWait.close();
+    }
+  });
+
   it('leaves no key, change or event behind when the work fails half-way, so a retry executes', async () => {
     const id = await loanIn(t.app, 'approved');
     const key = newKey();

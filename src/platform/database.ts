@@ -146,9 +146,14 @@ const UNAVAILABLE_CODES = new Set([
   '57P01', // admin_shutdown
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now
-  '53300', // too_many_connections
+  '57P04', // database_dropped
+  '3D000', // invalid_catalog_name: the database does not exist (any more)
+  '25006', // read_only_sql_transaction: connected to a standby, e.g. a former primary after failover
   '57014', // query_canceled (statement timeout): the database is overloaded
 ]);
+// SQLSTATE classes: 08 connection exception, 28 invalid authorization (role, password),
+// 53 insufficient resources (disk, memory, connections), 58 system error (I/O).
+const UNAVAILABLE_CLASSES = ['08', '28', '53', '58'];
 const UNAVAILABLE_MESSAGES =
   /Connection terminated|timeout exceeded when trying to connect|connection error|Cannot use a pool after calling end/i;
 
@@ -156,7 +161,11 @@ const UNAVAILABLE_MESSAGES =
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+  if (
+    typeof code === 'string' &&
+    (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_CLASSES.includes(code.slice(0, 2)))
+  )
+    return true;
   if (error instanceof AggregateError) return error.errors.some(isDatabaseUnavailable);
   return UNAVAILABLE_MESSAGES.test(error.message);
 }

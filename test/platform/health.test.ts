@@ -86,3 +86,40 @@ describe('with the database unreachable', () => {
     }
   });
 });
+
+describe('with a database that cannot be used', () => {
+  const expectUnavailable = async (app: import('fastify').FastifyInstance) => {
+    for (const url of ['/api/loans', '/api/stats', '/api/loans/00000000-0000-0000-0000-000000000001']) {
+      const response = await app.inject({ url });
+      expect(response.statusCode, `${url}: ${response.body}`).toBe(503);
+      expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(response.headers['retry-after']).toBe('5');
+      expect(response.json()).toMatchObject({ type: 'https://branchloans.com/problems/service-unavailable' });
+    }
+  };
+
+  it('answers 503 when its database has been dropped (3D000)', async () => {
+    const dropped = await buildTestApp({ LOG_LEVEL: 'silent' });
+    try {
+      expect((await dropped.app.inject({ url: '/api/loans' })).statusCode).toBe(200);
+      await dropped.db.drop();
+      await expectUnavailable(dropped.app);
+    } finally {
+      await dropped.close();
+    }
+  });
+
+  it('answers 503 when the server refuses its role (28000)', async () => {
+    const config = testConfig({ LOG_LEVEL: 'silent' });
+    const url = new URL(t.db.url);
+    url.username = 'no_such_role';
+    const pool = createPool(url.href, config.database, () => {});
+    const app = await buildApp({ config, pool });
+    try {
+      await expectUnavailable(app);
+    } finally {
+      await app.close();
+      await pool.end();
+    }
+  });
+});

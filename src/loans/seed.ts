@@ -6,6 +6,7 @@ import type { Pool } from '../platform/database.ts';
 import { type CommandContext, createLoanCommands, scheduleOf } from './loan-commands.ts';
 import type { LoanStatus } from './loan-status.ts';
 import { findLoan } from './loans.repository.ts';
+import { listRepayments } from './repayments.repository.ts';
 
 interface SeedLoan {
   id: string;
@@ -76,15 +77,22 @@ export const ORIGINAL_LOANS: readonly SeedLoan[] = [
 const DAY_MS = 24 * 60 * 60 * 1000;
 const APPLIED_DAYS_AGO = 220;
 
-/** Inserts the original loans that are missing; returns how many it inserted (0 on a second run). */
+/**
+ * Brings each original loan to its state, resuming where an earlier run stopped: every step is skipped
+ * when the loan already took it, so a seed that failed half-way is completed, never left as it was.
+ * Returns how many loans it created or completed (0 on a second run).
+ */
 export async function seedOriginalLoans(pool: Pool, config: Config, now: Date = new Date()): Promise<number> {
   const daysAgo = (days: number) => new Date(now.getTime() - days * DAY_MS);
   let clock = now;
   const commands = createLoanCommands({ pool, config, clock: () => clock });
-  let inserted = 0;
+  let seeded = 0;
 
   for (const { id, status, disbursedDaysAgo, installmentsPaid = 0, ...terms } of ORIGINAL_LOANS) {
-    if (await findLoan(pool, id)) continue;
+    let loan = await findLoan(pool, id);
+    const paid = loan ? (await listRepayments(pool, id)).length : 0;
+    if (loan?.status === status && paid === installmentsPaid) continue;
+
     let step = 0;
     const ctx = (body: unknown): CommandContext => ({
       actor: 'seed',
@@ -95,22 +103,27 @@ export async function seedOriginalLoans(pool: Pool, config: Config, now: Date = 
       idempotencyKey: undefined,
       ifMatch: undefined,
     });
+    const reload = async () => (await findLoan(pool, id))!;
 
-    clock = daysAgo(APPLIED_DAYS_AGO);
-    await commands.create(terms, ctx(terms), id);
+    if (!loan) {
+      clock = daysAgo(APPLIED_DAYS_AGO);
+      await commands.create(terms, ctx(terms), id);
+      loan = await reload();
+    }
     clock = daysAgo(APPLIED_DAYS_AGO - 1);
-    if (status === 'rejected')
+    if (loan.status === 'pending' && status === 'rejected')
       await commands.reject(id, { reason: 'Debt-to-income ratio above policy' }, ctx({}));
-    if (status !== 'pending' && status !== 'rejected')
+    if (loan.status === 'pending' && status !== 'pending' && status !== 'rejected')
       await commands.approve(id, { note: 'Meets policy' }, ctx({}));
+    loan = await reload();
     if (disbursedDaysAgo !== undefined) {
-      clock = daysAgo(disbursedDaysAgo);
-      await commands.disburse(id, {}, ctx({}));
-      const loan = (await findLoan(pool, id))!;
-      for (const installment of scheduleOf(loan, loan.disbursed_on!).installments.slice(
-        0,
-        installmentsPaid,
-      )) {
+      if (loan.status === 'approved') {
+        clock = daysAgo(disbursedDaysAgo);
+        await commands.disburse(id, {}, ctx({}));
+        loan = await reload();
+      }
+      const installments = scheduleOf(loan, loan.disbursed_on!).installments.slice(paid, installmentsPaid);
+      for (const installment of installments) {
         clock = new Date(`${installment.dueDate}T12:00:00.000Z`);
         const amount = formatMoney(installment.totalMinor, loan.currency);
         await commands.recordRepayment(
@@ -120,7 +133,7 @@ export async function seedOriginalLoans(pool: Pool, config: Config, now: Date = 
         );
       }
     }
-    inserted++;
+    seeded++;
   }
-  return inserted;
+  return seeded;
 }

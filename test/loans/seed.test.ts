@@ -105,3 +105,40 @@ describe('seedOriginalLoans', () => {
     expect(await get(`${loan(1)}/events`)).toHaveLength(1);
   });
 });
+
+describe('a seed interrupted half-way', () => {
+  it('is completed by the next run, with the history a clean run writes', async () => {
+    const fresh = await buildTestApp({}, () => NOW);
+    try {
+      // The fourth repayment of the repaid loan fails, as a lost connection would make it.
+      await fresh.pool.query(`
+        CREATE FUNCTION fail_fourth_seed_repayment() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN IF NEW.reference = 'seed-4' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$;
+        CREATE TRIGGER fail_fourth_seed_repayment BEFORE INSERT ON repayments
+          FOR EACH ROW EXECUTE FUNCTION fail_fourth_seed_repayment();`);
+      await expect(seedOriginalLoans(fresh.pool, fresh.config, NOW)).rejects.toThrow(/injected failure/);
+      await fresh.pool.query(
+        'DROP TRIGGER fail_fourth_seed_repayment ON repayments; DROP FUNCTION fail_fourth_seed_repayment();',
+      );
+
+      expect(await seedOriginalLoans(fresh.pool, fresh.config, NOW)).toBe(1);
+      expect(await seedOriginalLoans(fresh.pool, fresh.config, NOW)).toBe(0);
+      const repaid = (await fresh.app.inject({ url: loan(5) })).json();
+      expect(repaid).toMatchObject({ status: 'repaid', outstanding_principal: '0.00' });
+      const events = (await fresh.app.inject({ url: `${loan(5)}/events` })).json();
+      expect(events.map((event: { type: string }) => event.type)).toEqual([
+        'created',
+        'approved',
+        'disbursed',
+        ...Array(6).fill('repayment'),
+        'repaid',
+      ]);
+      const references = (await fresh.app.inject({ url: `${loan(5)}/repayments` }))
+        .json()
+        .map((row: { reference: string }) => row.reference);
+      expect(references).toEqual(['seed-1', 'seed-2', 'seed-3', 'seed-4', 'seed-5', 'seed-6']);
+    } finally {
+      await fresh.close();
+    }
+  });
+});

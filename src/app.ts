@@ -13,6 +13,7 @@ import { purgeIdempotencyKeys } from './loans/idempotency.ts';
 import { createLoanCommands } from './loans/loan-commands.ts';
 import { loansRoutes } from './loans/loans.routes.ts';
 import { createLoansService } from './loans/loans.service.ts';
+import { problemClientErrorHandler } from './platform/client-errors.ts';
 import type { Pool } from './platform/database.ts';
 import { type Lifecycle, registerHealthRoutes } from './platform/health.ts';
 import { BODY_LIMIT_BYTES, registerErrorHandling, sendProblem, toAppError } from './platform/http-errors.ts';
@@ -36,6 +37,9 @@ export interface AppDeps {
 }
 
 const PURGE_INTERVAL_MS = 60 * 60 * 1000;
+// How often Node looks for requests past their headers/request timeout; its default (30 s) would let
+// a 10 s headers timeout run to 40 s.
+const TIMEOUT_CHECK_INTERVAL_MS = 1000;
 
 /** Fastify's trustProxy; its types lack the hop count that its runtime accepts, hence the function. */
 function trustProxyOption(
@@ -76,6 +80,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Fastify's own two lines per request are replaced by one line on response (platform/logging.ts).
     logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: true }),
     bodyLimit: BODY_LIMIT_BYTES,
+    // Clients that dribble a body or never finish their headers get 408 instead of holding a socket.
+    // Node checks headersTimeout <= requestTimeout when it creates the server, hence both in `http`;
+    // Fastify then sets requestTimeout and keepAliveTimeout again from its own options.
+    http: {
+      requestTimeout: config.http.requestTimeoutMs,
+      headersTimeout: config.http.headersTimeoutMs,
+      connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+    },
+    requestTimeout: config.http.requestTimeoutMs,
+    keepAliveTimeout: config.http.keepAliveTimeoutMs,
+    clientErrorHandler: problemClientErrorHandler(config.http),
     routerOptions: { ignoreTrailingSlash: true },
     return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();

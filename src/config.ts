@@ -15,6 +15,11 @@ export interface Config {
   env: AppEnv;
   host: string;
   port: number;
+  /**
+   * How long a client may take to send a whole request (body included) and its header section, and how
+   * long an idle keep-alive connection stays open. Slow clients get 408 instead of holding sockets.
+   */
+  http: { requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number };
   /** undefined: the app starts its own embedded PostgreSQL. */
   databaseUrl: string | undefined;
   database: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number };
@@ -188,6 +193,38 @@ function maxAmountByCurrency(env: Env): Record<string, string> {
   return result;
 }
 
+const HTTP_TIMEOUT_MIN_MS = 1000;
+const HTTP_TIMEOUT_MAX_MS = 600000;
+
+function httpTimeouts(env: Env): Config['http'] {
+  const ms = (name: string, fallback: number) =>
+    integer(env, name, fallback, HTTP_TIMEOUT_MIN_MS, HTTP_TIMEOUT_MAX_MS);
+  const requestTimeoutMs = ms('HTTP_REQUEST_TIMEOUT_MS', 30000);
+  // The headers are part of the request: only a shorter request timeout shortens their default.
+  const headersTimeoutMs = ms('HTTP_HEADERS_TIMEOUT_MS', Math.min(10000, requestTimeoutMs));
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      'HTTP_HEADERS_TIMEOUT_MS',
+      `must not exceed HTTP_REQUEST_TIMEOUT_MS (${requestTimeoutMs}) (got "${headersTimeoutMs}")`,
+    );
+  }
+  // Longer than the proxies' idle timeout (nginx upstream keepalive 60 s), so they close first.
+  const keepAliveTimeoutMs = ms('HTTP_KEEP_ALIVE_TIMEOUT_MS', 72000);
+  return Object.freeze({ requestTimeoutMs, headersTimeoutMs, keepAliveTimeoutMs });
+}
+
+/** A request waiting for its key's lock must give up (409) before the database cancels it (503). */
+function idempotencyWaitMs(env: Env, statementTimeoutMs: number): number {
+  const waitMs = integer(env, 'IDEMPOTENCY_WAIT_MS', 2000, 0, 60000);
+  if (waitMs >= statementTimeoutMs) {
+    throw new ConfigError(
+      'IDEMPOTENCY_WAIT_MS',
+      `must be below DATABASE_STATEMENT_TIMEOUT_MS (${statementTimeoutMs}) (got "${waitMs}")`,
+    );
+  }
+  return waitMs;
+}
+
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string;
@@ -210,16 +247,19 @@ export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: bool
   if (embeddedPort === 5432)
     throw new ConfigError('EMBEDDED_PG_PORT', 'must not be 5432, where a system PostgreSQL may run');
 
+  const database = Object.freeze({
+    poolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 500),
+    connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 2000, 100, 60000),
+    statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600000),
+  });
+
   return Object.freeze({
     env: appEnv,
     host: env.HOST || '127.0.0.1',
     port,
+    http: httpTimeouts(env),
     databaseUrl: url,
-    database: Object.freeze({
-      poolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 500),
-      connectTimeoutMs: integer(env, 'DATABASE_CONNECT_TIMEOUT_MS', 2000, 100, 60000),
-      statementTimeoutMs: integer(env, 'DATABASE_STATEMENT_TIMEOUT_MS', 5000, 100, 600000),
-    }),
+    database,
     embedded: Object.freeze({
       dataDir: resolve(env.EMBEDDED_PG_DATA_DIR || '.data/postgres'),
       port: embeddedPort,
@@ -238,7 +278,7 @@ export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: bool
     }),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
     idempotency: Object.freeze({
-      waitMs: integer(env, 'IDEMPOTENCY_WAIT_MS', 2000, 0, 60000),
+      waitMs: idempotencyWaitMs(env, database.statementTimeoutMs),
       ttlHours: integer(env, 'IDEMPOTENCY_TTL_HOURS', 24, 24, 8760),
     }),
     version: packageVersion(),

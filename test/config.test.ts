@@ -123,3 +123,86 @@ describe('loadConfig', () => {
     expect(error.message).not.toContain('\n');
   });
 });
+
+describe('loadConfig: HTTP server timeouts', () => {
+  it('defaults to 30 s per request, 10 s for the headers and 72 s idle keep-alive', () => {
+    expect(loadConfig({}).http).toEqual({
+      requestTimeoutMs: 30000,
+      headersTimeoutMs: 10000,
+      keepAliveTimeoutMs: 72000,
+    });
+  });
+
+  it('reads the three timeouts, down to one second', () => {
+    const config = loadConfig({
+      HTTP_REQUEST_TIMEOUT_MS: '1000',
+      HTTP_HEADERS_TIMEOUT_MS: '1000',
+      HTTP_KEEP_ALIVE_TIMEOUT_MS: '1000',
+    });
+    expect(config.http).toEqual({ requestTimeoutMs: 1000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 1000 });
+  });
+
+  it('shortens the default headers timeout to a request timeout under 10 s', () => {
+    expect(loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '4000' }).http.headersTimeoutMs).toBe(4000);
+  });
+
+  it.each([
+    ['HTTP_REQUEST_TIMEOUT_MS', '999'],
+    ['HTTP_REQUEST_TIMEOUT_MS', '0'],
+    ['HTTP_REQUEST_TIMEOUT_MS', '600001'],
+    ['HTTP_HEADERS_TIMEOUT_MS', '500'],
+    ['HTTP_KEEP_ALIVE_TIMEOUT_MS', '72s'],
+  ])('rejects %s=%s naming it', (variable, value) => {
+    const error = errorOf({ [variable]: value });
+    expect(error.variable).toBe(variable);
+    expect(error.message).toBe(`${variable} must be an integer from 1000 to 600000 (got "${value}")`);
+  });
+
+  it('refuses a headers timeout longer than the request timeout, naming HTTP_HEADERS_TIMEOUT_MS', () => {
+    const error = errorOf({ HTTP_REQUEST_TIMEOUT_MS: '5000', HTTP_HEADERS_TIMEOUT_MS: '6000' });
+    expect(error.variable).toBe('HTTP_HEADERS_TIMEOUT_MS');
+    expect(error.message).toBe(
+      'HTTP_HEADERS_TIMEOUT_MS must not exceed HTTP_REQUEST_TIMEOUT_MS (5000) (got "6000")',
+    );
+  });
+});
+
+describe('IDEMPOTENCY_WAIT_MS', () => {
+  it('accepts 0 (do not wait) and any wait below the statement timeout', () => {
+    expect(loadConfig({ IDEMPOTENCY_WAIT_MS: '0' }).idempotency.waitMs).toBe(0);
+    expect(
+      loadConfig({ IDEMPOTENCY_WAIT_MS: '4999', DATABASE_STATEMENT_TIMEOUT_MS: '5000' }).idempotency.waitMs,
+    ).toBe(4999);
+  });
+
+  it('refuses a wait that is not below DATABASE_STATEMENT_TIMEOUT_MS', () => {
+    const error = errorOf({ IDEMPOTENCY_WAIT_MS: '5000', DATABASE_STATEMENT_TIMEOUT_MS: '5000' });
+    expect(error.variable).toBe('IDEMPOTENCY_WAIT_MS');
+    expect(error.message).toBe(
+      'IDEMPOTENCY_WAIT_MS must be below DATABASE_STATEMENT_TIMEOUT_MS (5000) (got "5000")',
+    );
+  });
+});
+
+describe('PUBLIC_BASE_URL', () => {
+  it('is unset by default, so links are relative', () => {
+    expect(loadConfig({}).publicBaseUrl).toBeUndefined();
+  });
+
+  it.each([
+    ['https://api.branchloans.com', 'https://api.branchloans.com'],
+    ['https://api.branchloans.com/', 'https://api.branchloans.com'],
+    ['http://127.0.0.1:8000', 'http://127.0.0.1:8000'],
+  ])('takes the origin %s', (value, origin) => {
+    expect(loadConfig({ PUBLIC_BASE_URL: value }).publicBaseUrl).toBe(origin);
+  });
+
+  it.each([
+    'api.branchloans.com',
+    'ftp://branchloans.com',
+    'https://branchloans.com/api',
+    'https://x.com?a=1',
+  ])('refuses %s, which is not an http(s) origin', (value) => {
+    expect(errorOf({ PUBLIC_BASE_URL: value }).variable).toBe('PUBLIC_BASE_URL');
+  });
+});

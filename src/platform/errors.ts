@@ -3,6 +3,7 @@ export const PROBLEM_BASE = 'https://branchloans.com/problems/';
 export type ProblemType =
   | 'validation-error'
   | 'invalid-json'
+  | 'malformed-request'
   | 'not-found'
   | 'method-not-allowed'
   | 'invalid-state-transition'
@@ -13,6 +14,8 @@ export type ProblemType =
   | 'forbidden'
   | 'rate-limited'
   | 'payload-too-large'
+  | 'request-timeout'
+  | 'request-header-fields-too-large'
   | 'unsupported-media-type'
   | 'service-unavailable'
   | 'internal-error';
@@ -20,6 +23,7 @@ export type ProblemType =
 const TITLES: Record<ProblemType, string> = {
   'validation-error': 'Request validation failed',
   'invalid-json': 'Request body is not valid JSON',
+  'malformed-request': 'Malformed HTTP request',
   'not-found': 'Resource not found',
   'method-not-allowed': 'Method not allowed',
   'invalid-state-transition': 'Action not allowed in the current state',
@@ -30,6 +34,8 @@ const TITLES: Record<ProblemType, string> = {
   forbidden: 'Forbidden',
   'rate-limited': 'Too many requests',
   'payload-too-large': 'Payload too large',
+  'request-timeout': 'Request timeout',
+  'request-header-fields-too-large': 'Request header fields too large',
   'unsupported-media-type': 'Unsupported media type',
   'service-unavailable': 'Service unavailable',
   'internal-error': 'Internal server error',

@@ -88,6 +88,18 @@ export function registerErrorHandling(app: FastifyInstance): void {
   const allowedMethods = routeMatcher(app);
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    // A client that hangs up mid-body fails the body stream with ECONNRESET, which from the pool would
+    // mean an outage; nobody is left to read the answer, which is sent only for the log and metrics.
+    if (request.raw.readableAborted) {
+      request.log.info('client closed the connection before its request was read');
+      return sendProblem(
+        request,
+        reply,
+        new AppError('malformed-request', 400, {
+          detail: 'The connection closed before the request was complete',
+        }),
+      );
+    }
     const appError = toAppError(error);
     // An outage is logged as a warning (it is not a bug); anything else unexpected with its stack.
     if (appError.status === 503) request.log.warn({ reason: error.message }, 'database unavailable');

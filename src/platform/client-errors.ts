@@ -1,0 +1,95 @@
+// Errors Node's HTTP server meets while it reads a request, before Fastify could answer it: a message the
+// parser refuses, a header section over the limit, a request that does not arrive in time. Fastify has no
+// reply to send for them, so the problem+json answer is written on the socket by hand.
+import { randomUUID } from 'node:crypto';
+import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyInstance } from 'fastify';
+import type { Config } from '../config.ts';
+import { AppError } from './errors.ts';
+import { problemResponse } from './http-errors.ts';
+import { requestIdFrom } from './request-id.ts';
+
+type HttpTimeouts = Config['http'];
+
+/** The problem to answer with; undefined when the connection itself failed (a reset) and nothing can be said. */
+function problemForClientError(error: ConnectionError, timeouts: HttpTimeouts): AppError | undefined {
+  if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new AppError('request-timeout', 408, {
+      detail: `The request was not received in time: headers are allowed ${timeouts.headersTimeoutMs} ms and the whole request ${timeouts.requestTimeoutMs} ms`,
+    });
+  }
+  if (error.code === 'HPE_HEADER_OVERFLOW') {
+    return new AppError('request-header-fields-too-large', 431, {
+      detail: `The request header section exceeds ${maxHeaderSize} bytes`,
+    });
+  }
+  if (error.code?.startsWith('HPE_')) {
+    // llhttp's reasons are fixed phrases ("Invalid header value char"), never bytes of the request.
+    const reason = (error as ConnectionError & { reason?: unknown }).reason;
+    return new AppError('malformed-request', 400, {
+      detail: `The request is not valid HTTP/1.1${typeof reason === 'string' ? `: ${reason}` : ''}`,
+    });
+  }
+  return undefined;
+}
+
+/**
+ * The response Node holds for the oldest unanswered request on this socket. `_httpMessage` is internal,
+ * but it is what Node's own clientError fallback consults to decide whether an answer may be written.
+ */
+function pendingResponse(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/** The request the error is about when Node had parsed its head and was still reading its body. */
+function requestBeingRead(response: ServerResponse | undefined): IncomingMessage | undefined {
+  // A complete request is an earlier one pipelined ahead of the message that failed.
+  return response && !response.req.complete ? response.req : undefined;
+}
+
+function rawHttpResponse(problem: AppError, path: string, requestId: string): string {
+  const { status, headers, body } = problemResponse(problem, path, requestId);
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+    `Date: ${new Date().toUTCString()}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    `X-Request-ID: ${requestId}`,
+    'Connection: close',
+  ];
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+}
+
+/**
+ * Fastify's clientErrorHandler (called with the instance as `this`): answers problem+json when the
+ * protocol still allows an answer (the socket is writable and no response has started), then closes.
+ */
+export function problemClientErrorHandler(timeouts: HttpTimeouts) {
+  return function onClientError(this: FastifyInstance, error: ConnectionError, socket: Socket): void {
+    const problem = problemForClientError(error, timeouts);
+    const response = pendingResponse(socket);
+    if (!problem || !socket.writable || response?.headersSent) {
+      this.log.debug({ code: error.code }, 'client error not answered');
+      socket.destroy();
+      return;
+    }
+    const request = requestBeingRead(response);
+    // A request whose head was parsed keeps the caller's X-Request-ID and its path; before that
+    // there is neither.
+    const requestId = request ? requestIdFrom(request) : randomUUID();
+    const path = request?.url?.split('?')[0] || '/';
+    // info, not warn: scanners and flaky mobile clients produce these all day.
+    this.log.info(
+      {
+        request_id: requestId,
+        code: error.code,
+        status: problem.status,
+        path,
+        peer_address: socket.remoteAddress,
+      },
+      'client error answered',
+    );
+    socket.end(rawHttpResponse(problem, path, requestId), () => socket.destroy());
+  };
+}

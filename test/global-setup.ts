@@ -50,6 +50,8 @@ export default async function setup(project: TestProject) {
   return async () => {
     await admin(adminUrl, `DROP DATABASE IF EXISTS ${templateDb} WITH (FORCE)`);
     await embedded?.stop();
+    // As root the cluster may live outside dataRoot (see src/platform/embedded-postgres-locations.ts).
+    if (embedded) await rm(embedded.dataDir, { recursive: true, force: true });
     if (dataRoot) await rm(dataRoot, { recursive: true, force: true });
   };
 }

@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import { ensureDatabase, withDatabase } from './database.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
+import { type DataDirLocation, locateDataDir, runsAsPostgresUser } from './embedded-postgres-locations.ts';
 
 export const EMBEDDED_DATABASE_NAME = 'branch_loans';
 
@@ -14,6 +15,14 @@ export interface DatabaseTarget {
 
 type Log = (details: Record<string, unknown>, message: string) => void;
 
+function startingMessage(configuredDir: string, { dataDir, blockedBy }: DataDirLocation): string {
+  if (blockedBy === undefined) return 'starting embedded PostgreSQL';
+  return (
+    `starting embedded PostgreSQL with its data in ${dataDir}, linked from ${configuredDir}: ` +
+    `the postgres user it runs as cannot enter ${blockedBy}`
+  );
+}
+
 /**
  * The database to use: `url` when given, else DATABASE_URL, else an embedded PostgreSQL started here,
  * with the application database created on it.
@@ -26,7 +35,11 @@ export async function openDatabaseTarget(
   const url = options.url ?? config.databaseUrl;
   if (url !== undefined) return { url, embedded: false, stop: async () => {} };
 
-  log({ dataDir: config.embedded.dataDir, port: config.embedded.port }, 'starting embedded PostgreSQL');
+  const location = locateDataDir(config.embedded.dataDir, runsAsPostgresUser());
+  log(
+    { dataDir: location.dataDir, port: config.embedded.port },
+    startingMessage(config.embedded.dataDir, location),
+  );
   const server = await startEmbeddedPostgres(config.embedded);
   try {
     await ensureDatabase(server.adminUrl, EMBEDDED_DATABASE_NAME);

@@ -2,6 +2,7 @@
 // flight, Ctrl-C, a busy data directory, persistence across restarts, configuration errors,
 // an external DATABASE_URL, and a database outage it recovers from without a restart.
 import { existsSync, readFileSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -49,7 +50,12 @@ afterEach(async () => {
 
 async function tempDir(): Promise<string> {
   const dir = await makeTempDir();
-  onCleanup(() => removeTempDir(dir));
+  onCleanup(async () => {
+    // As root the cluster lives outside the 0700 temporary directory, behind a link to it.
+    const cluster = await realpath(join(dir, 'postgres')).catch(() => undefined);
+    if (cluster) await removeTempDir(cluster);
+    await removeTempDir(dir);
+  });
   return dir;
 }
 

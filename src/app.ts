@@ -10,18 +10,21 @@ import Fastify, {
 } from 'fastify';
 import type { Config, TrustProxy } from './config.ts';
 import { purgeIdempotencyKeys } from './loans/idempotency.ts';
-import { createLoanCommands } from './loans/loan-commands.ts';
+import { registerLoanMetrics } from './loans/loan-metrics.ts';
+import { createCommandRunner } from './loans/loan-transaction.ts';
 import { loansRoutes } from './loans/loans.routes.ts';
 import { createLoansService } from './loans/loans.service.ts';
 import { problemClientErrorHandler } from './platform/client-errors.ts';
 import type { Pool } from './platform/database.ts';
-import { type Lifecycle, registerHealthRoutes } from './platform/health.ts';
+import { registerHealthRoutes } from './platform/health.ts';
 import { BODY_LIMIT_BYTES, registerErrorHandling, sendProblem, toAppError } from './platform/http-errors.ts';
 import { parseJsonBody } from './platform/json-body.ts';
 import { loggerOptions, logRequestCompleted, registerRequestLogging } from './platform/logging.ts';
 import { createMetrics, type Metrics, registerMetrics } from './platform/metrics.ts';
 import { registerOpenApi } from './platform/openapi.ts';
+import { runPeriodically } from './platform/periodic.ts';
 import { requestIdFrom } from './platform/request-id.ts';
+import { closeConnectionsWhileShuttingDown, type Lifecycle } from './platform/shutdown.ts';
 import { validatorCompiler } from './platform/validation.ts';
 import { statsRoutes } from './stats/stats.routes.ts';
 import { createStatsService } from './stats/stats.service.ts';
@@ -112,21 +115,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerRequestLogging(app);
   registerMetrics(app, metrics);
   await registerOpenApi(app, config);
+  closeConnectionsWhileShuttingDown(app, lifecycle);
   registerHealthRoutes(app, { config, pool, lifecycle });
 
   const clock = deps.clock ?? (() => new Date());
   await app.register(loansRoutes, {
     loans: createLoansService({ pool, config, clock }),
-    commands: createLoanCommands({ pool, config, clock, metrics: metrics.loans }),
+    commands: createCommandRunner({
+      pool,
+      config,
+      clock,
+      metrics: registerLoanMetrics(metrics.registry, pool, config.database.connectTimeoutMs),
+    }),
     publicBaseUrl: config.publicBaseUrl,
   });
   await app.register(statsRoutes, { stats: createStatsService({ pool, clock }) });
 
-  const purge = setInterval(() => {
-    purgeIdempotencyKeys(pool, config.idempotency.ttlHours).catch((error) =>
-      app.log.warn({ err: error }, 'purging idempotency keys failed'),
-    );
-  }, PURGE_INTERVAL_MS).unref();
-  app.addHook('onClose', async () => clearInterval(purge));
+  runPeriodically(app, 'purging idempotency keys', PURGE_INTERVAL_MS, () =>
+    purgeIdempotencyKeys(pool, config.idempotency.ttlHours),
+  );
   return app;
 }

@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { normalizeCurrency } from './money/currencies.ts';
 import { parseMoney } from './money/money.ts';
 
-export const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
+const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
 export type AppEnv = (typeof APP_ENVS)[number];
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

@@ -1,6 +1,6 @@
 // Allocation of repayments to a schedule (API.md §3): oldest installment first, interest before
 // principal within an installment. Pure: amounts in bigint minor units, dates as `YYYY-MM-DD`.
-import { daysBetween, parseCalendarDate } from './schedule.ts';
+import { daysBetween, parseCalendarDate } from '../platform/calendar.ts';
 
 /** The part of a schedule row that allocation needs (a schedule `Installment` fits). */
 export interface InstallmentDue {
@@ -77,23 +77,15 @@ export function installmentStatus(row: AllocatedInstallment, asOf: string): Inst
 
 /** Due date of the oldest installment not fully paid (possibly already past), or null when cleared. */
 export function nextDueDate(allocation: Allocation): string | null {
-  return oldestUnpaid(allocation)?.dueDate ?? null;
+  return allocation.installments.find((row) => row.owedMinor > 0n)?.dueDate ?? null;
 }
 
 /**
- * Days since the oldest installment that is due and not fully paid: asOf − dueDate once asOf is after
- * the due date (1 on the day after), else 0. Allocation is oldest first, so that installment is the
- * oldest unpaid one.
+ * Days since the oldest unpaid installment fell due: asOf − dueDate once asOf is after the due date
+ * (1 on the day after), else 0; 0 when nothing is owed.
  */
-export function daysPastDue(allocation: Allocation, asOf: string): number {
-  const oldest = oldestUnpaid(allocation);
-  if (!oldest) return 0;
-  return Math.max(0, daysBetween(oldest.dueDate, asOf));
-}
-
-/** The largest repayment that does not overpay; larger amounts are refused (422). */
-export function maxAcceptablePaymentMinor(allocation: Allocation): bigint {
-  return allocation.outstandingMinor;
+export function daysPastDue(oldestUnpaidDue: string | null, asOf: string): number {
+  return oldestUnpaidDue === null ? 0 : Math.max(0, daysBetween(oldestUnpaidDue, asOf));
 }
 
 export type InstallmentPosition<T extends InstallmentDue = InstallmentDue> = AllocatedInstallment<T> & {
@@ -102,11 +94,9 @@ export type InstallmentPosition<T extends InstallmentDue = InstallmentDue> = All
 
 export interface LoanPosition<T extends InstallmentDue = InstallmentDue> extends Allocation<T> {
   installments: InstallmentPosition<T>[];
-  nextDueDate: string | null;
-  daysPastDue: number;
 }
 
-/** Everything the API reports about repayment progress as of the calendar date `asOf`. */
+/** The allocation with each installment's status as of the calendar date `asOf`. */
 export function loanPosition<T extends InstallmentDue>(
   installments: readonly T[],
   paymentsMinor: readonly bigint[],
@@ -117,15 +107,53 @@ export function loanPosition<T extends InstallmentDue>(
   return {
     ...allocation,
     installments: allocation.installments.map((row) => ({ ...row, status: installmentStatus(row, asOf) })),
-    nextDueDate: nextDueDate(allocation),
-    daysPastDue: daysPastDue(allocation, asOf),
   };
 }
 
-function oldestUnpaid<T extends InstallmentDue>(
-  allocation: Allocation<T>,
-): AllocatedInstallment<T> | undefined {
-  return allocation.installments.find((row) => row.owedMinor > 0n);
+/** A repayment as it is recorded, and where it leaves the loan. */
+export interface RepaymentPlan {
+  amountMinor: bigint;
+  interestMinor: bigint;
+  principalMinor: bigint;
+  paidOn: string;
+  outstandingPrincipalMinor: bigint;
+  /** Everything paid so far, this payment included. */
+  totalPaidMinor: bigint;
+  nextDueDate: string | null;
+  /** True when nothing is owed any more: the loan is repaid. */
+  cleared: boolean;
+}
+
+/**
+ * Allocates a payment of `amountMinor` after `priorPaymentsMinor`: oldest installment first, interest
+ * before principal. More than everything owed is refused, with what is owed.
+ */
+export function planRepayment(
+  schedule: { installments: readonly InstallmentDue[] },
+  priorPaymentsMinor: readonly bigint[],
+  amountMinor: bigint,
+  paidOn: string,
+): { accepted: true; plan: RepaymentPlan } | { accepted: false; outstandingMinor: bigint } {
+  if (amountMinor <= 0n) throw new RangeError('a repayment must be positive');
+  parseCalendarDate(paidOn);
+  const before = allocateRepayments(schedule.installments, priorPaymentsMinor);
+  if (amountMinor > before.outstandingMinor)
+    return { accepted: false, outstandingMinor: before.outstandingMinor };
+  const after = allocateRepayments(schedule.installments, [...priorPaymentsMinor, amountMinor]);
+  const interestMinor = before.outstandingInterestMinor - after.outstandingInterestMinor;
+  return {
+    accepted: true,
+    plan: {
+      amountMinor,
+      interestMinor,
+      principalMinor: amountMinor - interestMinor,
+      paidOn,
+      outstandingPrincipalMinor: after.outstandingPrincipalMinor,
+      totalPaidMinor: after.totalPaidMinor,
+      nextDueDate: nextDueDate(after),
+      cleared: after.outstandingMinor === 0n,
+    },
+  };
 }
 
 function sum<T>(items: readonly T[], amount: (item: T) => bigint): bigint {

@@ -3,8 +3,6 @@ import type pg from 'pg';
 import { type Pool, withTransaction } from '../platform/database.ts';
 import { AppError } from '../platform/errors.ts';
 
-export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,255}$/;
-
 /** A response as it goes on the wire, so that a replay is byte for byte the same. */
 export interface StoredResponse {
   status: number;
@@ -12,14 +10,12 @@ export interface StoredResponse {
   body: string;
 }
 
-export interface IdempotentRequest {
+export interface IdempotencyKey {
   /** Who the key belongs to: the API key id, or "anonymous". */
   scope: string;
-  key: string | undefined;
+  key: string;
   /** Hash of method, path and body: the same key with another request is refused. */
   fingerprint: string;
-  /** How a client error is rendered, when it is stored as the key's outcome. */
-  renderError: (error: AppError) => StoredResponse;
 }
 
 export interface Outcome {
@@ -74,23 +70,22 @@ async function lockKey(client: pg.PoolClient, name: string, waitMs: number): Pro
 
 /**
  * Runs `work` in a transaction together with the key's record, so the change, its events and the
- * stored response commit or roll back as one. A concurrent request with the same key waits up to
- * `waitMs` for the first to finish (and then replays it); after that it gets 409 in-progress.
- * Unexpected errors roll everything back and leave no key, so a retry executes safely.
+ * stored response (the bytes `work` rendered) commit or roll back as one. A concurrent request with the
+ * same key waits up to `waitMs` for the first to finish (and then replays it); after that it gets 409
+ * in-progress. A deterministic refusal is stored as `renderRefusal` renders it; unexpected errors roll
+ * everything back and leave no key, so a retry executes safely.
  */
 export async function runIdempotent(
   pool: Pool,
-  request: IdempotentRequest,
+  request: IdempotencyKey,
   waitMs: number,
   work: (client: pg.PoolClient) => Promise<StoredResponse>,
+  renderRefusal: (error: AppError) => StoredResponse,
 ): Promise<Outcome> {
   const { key } = request;
-  if (key === undefined) {
-    return { response: await withTransaction(pool, work), replayed: false };
-  }
   return withTransaction(pool, async (client) => {
     if (!(await lockKey(client, JSON.stringify([request.scope, key]), waitMs))) {
-      throw new AppError('idempotency-request-in-progress', 409, {
+      throw new AppError('idempotency-request-in-progress', {
         detail: `A request with Idempotency-Key "${key}" is still being processed; retry shortly`,
         headers: { 'retry-after': '1' },
       });
@@ -103,7 +98,7 @@ export async function runIdempotent(
     const previous = stored.rows[0];
     if (previous) {
       if (previous.fingerprint !== request.fingerprint) {
-        throw new AppError('idempotency-key-reused', 422, {
+        throw new AppError('idempotency-key-reused', {
           detail: `Idempotency-Key "${key}" was already used with a different request`,
         });
       }
@@ -120,7 +115,7 @@ export async function runIdempotent(
     } catch (error) {
       if (!(error instanceof AppError) || !DETERMINISTIC_STATUSES.has(error.status)) throw error;
       await client.query('ROLLBACK TO SAVEPOINT idempotent_work');
-      response = request.renderError(error);
+      response = renderRefusal(error);
     }
     await client.query(
       `INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body) VALUES ($1, $2, $3, $4, $5, $6)`,

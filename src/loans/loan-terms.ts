@@ -1,6 +1,6 @@
 // The rules of a loan's terms that a schema cannot express: currency-dependent digits and bounds.
 import type { Config } from '../config.ts';
-import { normalizeCurrency } from '../money/currencies.ts';
+import { checkCurrency } from '../money/currencies.ts';
 import { formatMoney, formatScaled, parseDecimal, parseMoney } from '../money/money.ts';
 import { type FieldError, validationError } from '../platform/errors.ts';
 import { MAX_APR_BASIS_POINTS } from './schedule.ts';
@@ -47,10 +47,9 @@ export function positiveAmount(
 
 export function validateTerms(config: Config, input: TermsInput, locate: Locate): LoanTerms {
   const errors: FieldError[] = [];
-  const currency = normalizeCurrency(input.currency);
-  if (!currency) {
-    errors.push(locate('currency', `must be an active ISO 4217 currency code (got "${input.currency}")`));
-  }
+  const checked = checkCurrency(input.currency);
+  if ('reason' in checked) errors.push(locate('currency', checked.reason));
+  const currency = 'currency' in checked ? checked.currency : undefined;
 
   let amountMinor = 0n;
   if (currency) {

@@ -1,10 +1,11 @@
 // Rows → API objects. Money leaves here as strings with the currency's digits, dates as RFC 3339.
 import { formatMoney } from '../money/money.ts';
-import type { LoanPosition } from './allocation.ts';
+import { daysPastDue, type LoanPosition } from './allocation.ts';
 import type { EventRow } from './events.repository.ts';
+import { isActive } from './loan-status.ts';
 import type { LoanRow } from './loans.repository.ts';
 import type { RepaymentRow } from './repayments.repository.ts';
-import { daysBetween, type Installment, type Schedule } from './schedule.ts';
+import type { Installment, Schedule } from './schedule.ts';
 
 const iso = (value: Date | null) => (value ? value.toISOString() : null);
 
@@ -15,8 +16,7 @@ export function etagOf(row: LoanRow): string {
 
 export function loanView(row: LoanRow, today: string) {
   const money = (minor: string) => formatMoney(BigInt(minor), row.currency);
-  const active = row.status === 'disbursed' || row.status === 'defaulted';
-  const oldestDue = active ? row.oldest_unpaid_due_date : null;
+  const oldestDue = isActive(row.status) ? row.oldest_unpaid_due_date : null;
   return {
     id: row.id,
     borrower_id: row.borrower_id,
@@ -39,7 +39,7 @@ export function loanView(row: LoanRow, today: string) {
     outstanding_principal: money(row.outstanding_principal_minor),
     total_repaid: money(row.repaid_minor),
     next_due_date: oldestDue,
-    days_past_due: oldestDue && oldestDue < today ? daysBetween(oldestDue, today) : 0,
+    days_past_due: daysPastDue(oldestDue, today),
   };
 }
 

@@ -1,11 +1,22 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { type Static, type TObject, Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { requestPath } from '../platform/http-errors.ts';
+import { requestPath } from '../platform/http.ts';
+import { problemResponse } from '../platform/http-errors.ts';
 import { IdParams, problemResponses } from '../platform/schemas.ts';
-import type { Outcome } from './idempotency.ts';
-import type { CommandContext, LoanCommands } from './loan-commands.ts';
-import { etagOf } from './loan-views.ts';
+import { requestFingerprint, type StoredResponse } from './idempotency.ts';
+import {
+  approveLoan,
+  createLoan,
+  defaultLoan,
+  disburseLoan,
+  type LoanResult,
+  type RepaymentResult,
+  recordRepayment,
+  rejectLoan,
+} from './loan-commands.ts';
+import type { Command, CommandRunner, LoanTransaction } from './loan-transaction.ts';
+import { etagOf, repaymentView } from './loan-views.ts';
 import {
   ActionHeaders,
   ActionHeadersKeyRequired,
@@ -24,27 +35,43 @@ import {
 } from './loans.schemas.ts';
 import type { LoansService } from './loans.service.ts';
 
-function commandContext(request: FastifyRequest): CommandContext {
-  const header = (name: string) => {
-    const value = request.headers[name];
-    return typeof value === 'string' ? value : undefined;
-  };
-  return {
-    actor: request.actor,
-    requestId: request.id,
-    method: request.method,
-    path: requestPath(request),
-    body: request.body,
-    idempotencyKey: header('idempotency-key'),
-    ifMatch: header('if-match'),
-  };
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+function header(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
 }
 
-function sendOutcome(reply: FastifyReply, outcome: Outcome): FastifyReply {
-  const { status, headers, body } = outcome.response;
-  reply.status(status).headers(headers);
-  if (outcome.replayed) reply.header('idempotent-replayed', 'true');
-  return reply.send(body);
+/**
+ * Runs a loan command for `request` and sends what `render` makes of its result. With an
+ * Idempotency-Key, rendering happens inside the command's transaction and the bytes are stored with the
+ * key, so a replay is the same answer byte for byte.
+ */
+async function perform<R>(
+  runner: CommandRunner,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  command: Command<R>,
+  render: (result: R) => StoredResponse,
+): Promise<void> {
+  const caller = { actor: request.actor, requestId: request.id, ifMatch: header(request, 'if-match') };
+  const key = header(request, 'idempotency-key');
+  if (key === undefined) return send(reply, render(await runner.run(caller, command)), false);
+  const path = requestPath(request);
+  const outcome = await runner.runIdempotent(
+    caller,
+    { scope: request.actor, key, fingerprint: requestFingerprint(request.method, path, request.body) },
+    command,
+    render,
+    (error) => problemResponse(error, path, request.id),
+  );
+  return send(reply, outcome.response, outcome.replayed);
+}
+
+function send(reply: FastifyReply, response: StoredResponse, replayed: boolean): void {
+  reply.status(response.status).headers(response.headers);
+  if (replayed) reply.header('idempotent-replayed', 'true');
+  reply.send(response.body);
 }
 
 /** Action bodies are optional where every field is: no body means `{}`. */
@@ -61,10 +88,50 @@ const LIFECYCLE =
 
 export const loansRoutes: FastifyPluginAsyncTypebox<{
   loans: LoansService;
-  commands: LoanCommands;
+  commands: CommandRunner;
   /** Origin for absolute Link headers (PUBLIC_BASE_URL); links are relative without it. */
   publicBaseUrl: string | undefined;
 }> = async (app, { loans, commands, publicBaseUrl }) => {
+  /** The loan as GET shows it, through the route's response schema for `status`. */
+  const loanResponse =
+    (reply: FastifyReply, status: 200 | 201) =>
+    ({ loan }: LoanResult): StoredResponse => {
+      reply.code(status);
+      const headers: Record<string, string> = { 'content-type': JSON_TYPE, etag: etagOf(loan) };
+      if (status === 201) headers.location = `/api/loans/${loan.id}`;
+      return { status, headers, body: reply.serialize(loans.view(loan)) as string };
+    };
+
+  /** An action on one loan; the command's body type must be the route's body schema's. */
+  const action = <Body extends TObject>(
+    name: string,
+    spec: { summary: string; body: Body; keyRequired: boolean; optionalBody: boolean },
+    command: (tx: LoanTransaction, id: string, body: Static<Body>) => Promise<LoanResult>,
+  ) =>
+    app.post(
+      `/api/loans/:id/${name}`,
+      {
+        preValidation: spec.optionalBody ? emptyBodyIsObject : undefined,
+        schema: {
+          tags: ['lifecycle'],
+          summary: spec.summary,
+          description: LIFECYCLE,
+          params: IdParams,
+          headers: spec.keyRequired ? ActionHeadersKeyRequired : ActionHeaders,
+          body: spec.body,
+          response: { 200: Loan, ...ACTION_ERRORS },
+        },
+      },
+      (request, reply) =>
+        perform(
+          commands,
+          request,
+          reply,
+          (tx) => command(tx, request.params.id, request.body as Static<Body>),
+          loanResponse(reply, 200),
+        ),
+    );
+
   app.post(
     '/api/loans',
     {
@@ -80,8 +147,8 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
         response: { 201: Loan, ...problemResponses(400, 413, 415, 422) },
       },
     },
-    async (request, reply) =>
-      sendOutcome(reply, await commands.create(request.body, commandContext(request))),
+    (request, reply) =>
+      perform(commands, request, reply, (tx) => createLoan(tx, request.body), loanResponse(reply, 201)),
   );
 
   app.get(
@@ -127,56 +194,40 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     },
   );
 
-  const action = (
-    name: string,
-    summary: string,
-    body: typeof ApproveBody | typeof ReasonBody | typeof DisburseBody,
-    headers: typeof ActionHeaders | typeof ActionHeadersKeyRequired,
-    run: (id: string, body: never, ctx: CommandContext) => Promise<Outcome>,
-    optionalBody: boolean,
-  ) =>
-    app.post(
-      `/api/loans/:id/${name}`,
-      {
-        preValidation: optionalBody ? emptyBodyIsObject : undefined,
-        schema: {
-          tags: ['lifecycle'],
-          summary,
-          description: LIFECYCLE,
-          params: IdParams,
-          headers,
-          body,
-          response: { 200: Loan, ...ACTION_ERRORS },
-        },
-      },
-      async (request, reply) =>
-        sendOutcome(reply, await run(request.params.id, request.body as never, commandContext(request))),
-    );
-
-  action('approve', 'Approve a pending loan', ApproveBody, ActionHeaders, commands.approve, true);
+  action(
+    'approve',
+    { summary: 'Approve a pending loan', body: ApproveBody, keyRequired: false, optionalBody: true },
+    approveLoan,
+  );
   action(
     'reject',
-    'Reject a pending loan (reason required)',
-    ReasonBody,
-    ActionHeaders,
-    commands.reject,
-    false,
+    {
+      summary: 'Reject a pending loan (reason required)',
+      body: ReasonBody,
+      keyRequired: false,
+      optionalBody: false,
+    },
+    rejectLoan,
   );
   action(
     'disburse',
-    'Disburse an approved loan; fixes its repayment schedule (Idempotency-Key required)',
-    DisburseBody,
-    ActionHeadersKeyRequired,
-    commands.disburse,
-    true,
+    {
+      summary: 'Disburse an approved loan; fixes its repayment schedule (Idempotency-Key required)',
+      body: DisburseBody,
+      keyRequired: true,
+      optionalBody: true,
+    },
+    disburseLoan,
   );
   action(
     'default',
-    'Mark a disbursed loan as defaulted (reason required)',
-    ReasonBody,
-    ActionHeaders,
-    commands.markDefaulted,
-    false,
+    {
+      summary: 'Mark a disbursed loan as defaulted (reason required)',
+      body: ReasonBody,
+      keyRequired: false,
+      optionalBody: false,
+    },
+    defaultLoan,
   );
 
   app.post(
@@ -196,10 +247,24 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
         response: { 201: Repayment, ...ACTION_ERRORS },
       },
     },
-    async (request, reply) =>
-      sendOutcome(
+    (request, reply) =>
+      perform(
+        commands,
+        request,
         reply,
-        await commands.recordRepayment(request.params.id, request.body, commandContext(request)),
+        (tx) => recordRepayment(tx, request.params.id, request.body),
+        ({ repayment, loan }: RepaymentResult): StoredResponse => {
+          reply.code(201);
+          return {
+            status: 201,
+            headers: {
+              'content-type': JSON_TYPE,
+              location: `/api/loans/${loan.id}/repayments`,
+              etag: etagOf(loan),
+            },
+            body: reply.serialize(repaymentView(repayment, loan.currency)) as string,
+          };
+        },
       ),
   );
 

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { DECIMAL_PATTERN } from '../money/money.ts';
 import {
   CurrencyInput,
   DecimalInput,
@@ -11,14 +12,15 @@ import { EARLIEST_INSTANT, LATEST_INSTANT } from '../platform/timestamps.ts';
 import { INSTALLMENT_STATUSES } from './allocation.ts';
 import { EVENT_TYPES } from './events.repository.ts';
 import { LOAN_STATUSES, type LoanStatus } from './loan-status.ts';
+import { MAX_TERM_MONTHS } from './schedule.ts';
 
-export const BorrowerId = Type.String({
+const BorrowerId = Type.String({
   pattern: '^[A-Za-z0-9_.:-]{1,64}$',
   errorMessage: 'must be 1–64 characters of letters, digits and _ . : -',
   examples: ['usr_india_002'],
 });
 
-export const LoanStatusSchema = StringEnum(LOAN_STATUSES);
+const LoanStatusSchema = StringEnum(LOAN_STATUSES);
 
 const CalendarDate = Type.String({
   format: 'date',
@@ -48,14 +50,16 @@ const amountInput = DecimalInput(
   'must be a positive decimal such as "15000.00" (a string or a number; no sign, exponent or spaces)',
   '15000.00',
 );
-const aprInput = DecimalInput('must be a decimal from 0 to 100 with at most 2 decimal places', '18.50');
+const TermMonths = Type.Integer({ minimum: 1, maximum: MAX_TERM_MONTHS, examples: [12] });
+const APR_MESSAGE = 'must be a decimal from 0 to 100 with at most 2 decimal places';
+const aprInput = DecimalInput(APR_MESSAGE, '18.50');
 
 export const CreateLoanBody = Type.Object(
   {
     borrower_id: BorrowerId,
     amount: amountInput,
     currency: CurrencyInput,
-    term_months: Type.Integer({ minimum: 1, maximum: 360, examples: [12] }),
+    term_months: TermMonths,
     interest_rate_apr: aprInput,
   },
   { additionalProperties: false },
@@ -158,15 +162,12 @@ export const ActionHeadersKeyRequired = Type.Object({
 export const QuoteQuery = Type.Object(
   {
     amount: Type.String({
-      pattern: '^[0-9]+(\\.[0-9]+)?$',
+      pattern: DECIMAL_PATTERN,
       errorMessage: 'must be a positive decimal such as 15000.00',
     }),
     currency: CurrencyInput,
-    term_months: Type.Integer({ minimum: 1, maximum: 360 }),
-    interest_rate_apr: Type.String({
-      pattern: '^[0-9]+(\\.[0-9]+)?$',
-      errorMessage: 'must be a decimal from 0 to 100 with at most 2 decimal places',
-    }),
+    term_months: TermMonths,
+    interest_rate_apr: Type.String({ pattern: DECIMAL_PATTERN, errorMessage: APR_MESSAGE }),
   },
   { additionalProperties: false },
 );

@@ -1,19 +1,19 @@
 // Reads of loans and their companions. Changes live in loan-commands.ts.
 import type { Static } from '@sinclair/typebox';
 import type { Config } from '../config.ts';
-import { normalizeCurrency } from '../money/currencies.ts';
+import { checkCurrency } from '../money/currencies.ts';
+import { calendarDateOf } from '../platform/calendar.ts';
 import type { Pool } from '../platform/database.ts';
 import { type FieldError, notFound, validationError } from '../platform/errors.ts';
 import { loanPosition } from './allocation.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { listEvents } from './events.repository.ts';
-import { scheduleOf } from './loan-commands.ts';
 import { inQuery, validateTerms } from './loan-terms.ts';
 import { eventView, loanView, repaymentView, scheduleView } from './loan-views.ts';
 import { findLoan, type LoanRow, listLoans } from './loans.repository.ts';
 import type { ListLoansQuery, QuoteQuery } from './loans.schemas.ts';
 import { listRepayments } from './repayments.repository.ts';
-import { buildSchedule, calendarDateOf } from './schedule.ts';
+import { buildSchedule, scheduleOf } from './schedule.ts';
 
 export interface LoanPage {
   rows: LoanRow[];
@@ -37,12 +37,9 @@ export function createLoansService(deps: { pool: Pool; config: Config; clock: ()
 
     async list(query: Static<typeof ListLoansQuery>): Promise<LoanPage> {
       const errors: FieldError[] = [];
-      const currency = query.currency === undefined ? undefined : normalizeCurrency(query.currency);
-      if (query.currency !== undefined && !currency) {
-        errors.push(
-          inQuery('currency', `must be an active ISO 4217 currency code (got "${query.currency}")`),
-        );
-      }
+      const checked = query.currency === undefined ? undefined : checkCurrency(query.currency);
+      if (checked && 'reason' in checked) errors.push(inQuery('currency', checked.reason));
+      const currency = checked && 'currency' in checked ? checked.currency : undefined;
       const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
       if (query.cursor !== undefined && !after) {
         errors.push(inQuery('cursor', 'is not a cursor this API issued; follow the Link header'));

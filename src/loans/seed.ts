@@ -3,10 +3,12 @@
 import type { Config } from '../config.ts';
 import { formatMoney } from '../money/money.ts';
 import type { Pool } from '../platform/database.ts';
-import { type CommandContext, createLoanCommands, scheduleOf } from './loan-commands.ts';
+import { approveLoan, createLoan, disburseLoan, recordRepayment, rejectLoan } from './loan-commands.ts';
 import type { LoanStatus } from './loan-status.ts';
+import { type Command, createCommandRunner } from './loan-transaction.ts';
 import { findLoan } from './loans.repository.ts';
 import { listRepayments } from './repayments.repository.ts';
+import { scheduleOf } from './schedule.ts';
 
 interface SeedLoan {
   id: string;
@@ -85,7 +87,7 @@ const APPLIED_DAYS_AGO = 220;
 export async function seedOriginalLoans(pool: Pool, config: Config, now: Date = new Date()): Promise<number> {
   const daysAgo = (days: number) => new Date(now.getTime() - days * DAY_MS);
   let clock = now;
-  const commands = createLoanCommands({ pool, config, clock: () => clock });
+  const runner = createCommandRunner({ pool, config, clock: () => clock });
   let seeded = 0;
 
   for (const { id, status, disbursedDaysAgo, installmentsPaid = 0, ...terms } of ORIGINAL_LOANS) {
@@ -94,43 +96,32 @@ export async function seedOriginalLoans(pool: Pool, config: Config, now: Date = 
     if (loan?.status === status && paid === installmentsPaid) continue;
 
     let step = 0;
-    const ctx = (body: unknown): CommandContext => ({
-      actor: 'seed',
-      requestId: `seed-${id.slice(-1)}-${step++}`,
-      method: 'POST',
-      path: `/api/loans/${id}`,
-      body,
-      idempotencyKey: undefined,
-      ifMatch: undefined,
-    });
+    const run = <R>(command: Command<R>) =>
+      runner.run({ actor: 'seed', requestId: `seed-${id.slice(-1)}-${step++}`, ifMatch: undefined }, command);
     const reload = async () => (await findLoan(pool, id))!;
 
     if (!loan) {
       clock = daysAgo(APPLIED_DAYS_AGO);
-      await commands.create(terms, ctx(terms), id);
+      await run((tx) => createLoan(tx, terms, id));
       loan = await reload();
     }
     clock = daysAgo(APPLIED_DAYS_AGO - 1);
     if (loan.status === 'pending' && status === 'rejected')
-      await commands.reject(id, { reason: 'Debt-to-income ratio above policy' }, ctx({}));
+      await run((tx) => rejectLoan(tx, id, { reason: 'Debt-to-income ratio above policy' }));
     if (loan.status === 'pending' && status !== 'pending' && status !== 'rejected')
-      await commands.approve(id, { note: 'Meets policy' }, ctx({}));
+      await run((tx) => approveLoan(tx, id, { note: 'Meets policy' }));
     loan = await reload();
     if (disbursedDaysAgo !== undefined) {
       if (loan.status === 'approved') {
         clock = daysAgo(disbursedDaysAgo);
-        await commands.disburse(id, {}, ctx({}));
+        await run((tx) => disburseLoan(tx, id, {}));
         loan = await reload();
       }
       const installments = scheduleOf(loan, loan.disbursed_on!).installments.slice(paid, installmentsPaid);
       for (const installment of installments) {
         clock = new Date(`${installment.dueDate}T12:00:00.000Z`);
         const amount = formatMoney(installment.totalMinor, loan.currency);
-        await commands.recordRepayment(
-          id,
-          { amount, reference: `seed-${installment.number}` },
-          ctx({ amount }),
-        );
+        await run((tx) => recordRepayment(tx, id, { amount, reference: `seed-${installment.number}` }));
       }
     }
     seeded++;

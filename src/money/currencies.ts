@@ -13,4 +13,8 @@ export function currencyExponent(currency: string): number {
   return exponent;
 }
 
-export const CURRENCY_CODES: readonly string[] = Object.keys(CURRENCY_EXPONENTS);
+/** The currency `code` names, upper-cased, or why it names none (the one wording of that message). */
+export function checkCurrency(code: string): { currency: string } | { reason: string } {
+  const currency = normalizeCurrency(code);
+  return currency ? { currency } : { reason: `must be an active ISO 4217 currency code (got "${code}")` };
+}

@@ -1,7 +1,9 @@
 // Amounts are integers of the currency's minor unit (bigint), never floats.
 import { currencyExponent } from './currencies.ts';
 
-const DECIMAL = /^(\d+)(?:\.(\d+))?$/;
+/** A non-negative decimal as clients write it: digits, optionally a point and more digits. */
+export const DECIMAL_PATTERN = '^([0-9]+)(?:\\.([0-9]+))?$';
+const DECIMAL = new RegExp(DECIMAL_PATTERN);
 
 export type ParseResult = { ok: true; value: bigint } | { ok: false; reason: string };
 

@@ -15,19 +15,19 @@ type HttpTimeouts = Config['http'];
 /** The problem to answer with; undefined when the connection itself failed (a reset) and nothing can be said. */
 function problemForClientError(error: ConnectionError, timeouts: HttpTimeouts): AppError | undefined {
   if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return new AppError('request-timeout', 408, {
+    return new AppError('request-timeout', {
       detail: `The request was not received in time: headers are allowed ${timeouts.headersTimeoutMs} ms and the whole request ${timeouts.requestTimeoutMs} ms`,
     });
   }
   if (error.code === 'HPE_HEADER_OVERFLOW') {
-    return new AppError('request-header-fields-too-large', 431, {
+    return new AppError('request-header-fields-too-large', {
       detail: `The request header section exceeds ${maxHeaderSize} bytes`,
     });
   }
   if (error.code?.startsWith('HPE_')) {
     // llhttp's reasons are fixed phrases ("Invalid header value char"), never bytes of the request.
     const reason = (error as ConnectionError & { reason?: unknown }).reason;
-    return new AppError('malformed-request', 400, {
+    return new AppError('malformed-request', {
       detail: `The request is not valid HTTP/1.1${typeof reason === 'string' ? `: ${reason}` : ''}`,
     });
   }

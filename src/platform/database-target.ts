@@ -3,7 +3,7 @@ import { ensureDatabase, withDatabase } from './database.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
 import { type DataDirLocation, locateDataDir, runsAsPostgresUser } from './embedded-postgres-locations.ts';
 
-export const EMBEDDED_DATABASE_NAME = 'branch_loans';
+const EMBEDDED_DATABASE_NAME = 'branch_loans';
 
 export interface DatabaseTarget {
   url: string;

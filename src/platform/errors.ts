@@ -1,60 +1,56 @@
 export const PROBLEM_BASE = 'https://branchloans.com/problems/';
 
-export type ProblemType =
-  | 'validation-error'
-  | 'invalid-json'
-  | 'malformed-request'
-  | 'not-found'
-  | 'method-not-allowed'
-  | 'invalid-state-transition'
-  | 'idempotency-key-reused'
-  | 'idempotency-request-in-progress'
-  | 'precondition-failed'
-  | 'unauthorized'
-  | 'forbidden'
-  | 'rate-limited'
-  | 'payload-too-large'
-  | 'request-timeout'
-  | 'request-header-fields-too-large'
-  | 'unsupported-media-type'
-  | 'service-unavailable'
-  | 'internal-error';
+/**
+ * Every kind of problem the service reports: its title and HTTP status. `alsoStatus` lists the other
+ * statuses a kind may be sent with, and nothing else type-checks.
+ */
+const PROBLEMS = {
+  'validation-error': {
+    title: 'Request validation failed',
+    status: 400,
+    // A well-formed request the state of the loan refuses (a repayment above the balance).
+    alsoStatus: [422],
+  },
+  'invalid-json': { title: 'Request body is not valid JSON', status: 400 },
+  'malformed-request': { title: 'Malformed HTTP request', status: 400 },
+  'not-found': { title: 'Resource not found', status: 404 },
+  'method-not-allowed': { title: 'Method not allowed', status: 405 },
+  'invalid-state-transition': { title: 'Action not allowed in the current state', status: 409 },
+  'idempotency-key-reused': { title: 'Idempotency key reused with a different request', status: 422 },
+  'idempotency-request-in-progress': {
+    title: 'A request with this idempotency key is in progress',
+    status: 409,
+  },
+  'precondition-failed': { title: 'Precondition failed', status: 412 },
+  'payload-too-large': { title: 'Payload too large', status: 413 },
+  'request-timeout': { title: 'Request timeout', status: 408 },
+  'request-header-fields-too-large': { title: 'Request header fields too large', status: 431 },
+  'unsupported-media-type': { title: 'Unsupported media type', status: 415 },
+  'service-unavailable': { title: 'Service unavailable', status: 503 },
+  'internal-error': { title: 'Internal server error', status: 500 },
+} as const satisfies Record<string, { title: string; status: number; alsoStatus?: readonly number[] }>;
 
-const TITLES: Record<ProblemType, string> = {
-  'validation-error': 'Request validation failed',
-  'invalid-json': 'Request body is not valid JSON',
-  'malformed-request': 'Malformed HTTP request',
-  'not-found': 'Resource not found',
-  'method-not-allowed': 'Method not allowed',
-  'invalid-state-transition': 'Action not allowed in the current state',
-  'idempotency-key-reused': 'Idempotency key reused with a different request',
-  'idempotency-request-in-progress': 'A request with this idempotency key is in progress',
-  'precondition-failed': 'Precondition failed',
-  unauthorized: 'Authentication required',
-  forbidden: 'Forbidden',
-  'rate-limited': 'Too many requests',
-  'payload-too-large': 'Payload too large',
-  'request-timeout': 'Request timeout',
-  'request-header-fields-too-large': 'Request header fields too large',
-  'unsupported-media-type': 'Unsupported media type',
-  'service-unavailable': 'Service unavailable',
-  'internal-error': 'Internal server error',
-};
+export type ProblemType = keyof typeof PROBLEMS;
+type OtherStatus<T extends ProblemType> = (typeof PROBLEMS)[T] extends { alsoStatus: readonly (infer S)[] }
+  ? S
+  : never;
 
 /** Where a validation error points: a JSON pointer into the body, or a query/path parameter name. */
 export type FieldError = { pointer: string; message: string } | { parameter: string; message: string };
 
-export interface AppErrorOptions {
+export interface AppErrorOptions<T extends ProblemType> {
   detail?: string;
   errors?: FieldError[];
   headers?: Record<string, string>;
   /** Extra members of the problem body, e.g. current_status. */
   extensions?: Record<string, unknown>;
+  /** Only where the kind declares it (PROBLEMS[type].alsoStatus); its own status otherwise. */
+  status?: OtherStatus<T>;
 }
 
 /** The one error type of the service: everything it says is safe to show a client. */
-export class AppError extends Error {
-  readonly type: ProblemType;
+export class AppError<T extends ProblemType = ProblemType> extends Error {
+  readonly type: T;
   readonly status: number;
   readonly title: string;
   readonly detail: string | undefined;
@@ -62,12 +58,13 @@ export class AppError extends Error {
   readonly headers: Record<string, string>;
   readonly extensions: Record<string, unknown>;
 
-  constructor(type: ProblemType, status: number, options: AppErrorOptions = {}) {
-    super(options.detail ?? TITLES[type]);
+  constructor(type: T, options: AppErrorOptions<T> = {}) {
+    const kind: { title: string; status: number } = PROBLEMS[type];
+    super(options.detail ?? kind.title);
     this.name = 'AppError';
     this.type = type;
-    this.status = status;
-    this.title = TITLES[type];
+    this.status = (options.status as number | undefined) ?? kind.status;
+    this.title = kind.title;
     this.detail = options.detail;
     this.errors = options.errors;
     this.headers = options.headers ?? {};
@@ -81,11 +78,11 @@ function describeField(error: FieldError): string {
 }
 
 export function validationError(errors: FieldError[]): AppError {
-  return new AppError('validation-error', 400, { detail: errors.map(describeField).join('; '), errors });
+  return new AppError('validation-error', { detail: errors.map(describeField).join('; '), errors });
 }
 
 export function notFound(detail: string): AppError {
-  return new AppError('not-found', 404, { detail });
+  return new AppError('not-found', { detail });
 }
 
 export interface Problem {

@@ -4,10 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Pool } from './database.ts';
 import { pendingMigrations } from './migrations.ts';
-
-export interface Lifecycle {
-  shuttingDown: boolean;
-}
+import type { Lifecycle } from './shutdown.ts';
 
 const ERROR_MESSAGE_LIMIT = 200;
 
@@ -39,15 +36,6 @@ export function registerHealthRoutes(
 ) {
   const { config, pool, lifecycle } = deps;
   const startedAt = performance.now();
-
-  // Node's server.close() only closes the connections idle at that moment: a keep-alive connection
-  // whose request is still in flight would stay open after its response until the client's
-  // keep-alive timeout, holding the drain open past the shutdown timeout. So responses sent while
-  // shutting down close their connection (and tell the client to reconnect elsewhere).
-  app.addHook('onSend', async (_request, reply, payload) => {
-    if (lifecycle.shuttingDown) reply.header('connection', 'close');
-    return payload;
-  });
 
   app.get(
     '/health',

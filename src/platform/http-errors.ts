@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable } from './database.ts';
 import { AppError, toProblem, validationError } from './errors.ts';
+import { requestPath } from './http.ts';
 import { toFieldErrors } from './validation.ts';
 
 export const BODY_LIMIT_BYTES = 64 * 1024;
@@ -9,17 +10,17 @@ export const BODY_LIMIT_BYTES = 64 * 1024;
 function fromFastifyError(error: FastifyError): AppError | undefined {
   switch (error.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new AppError('payload-too-large', 413, {
+      return new AppError('payload-too-large', {
         detail: `The request body exceeds the limit of ${BODY_LIMIT_BYTES} bytes`,
       });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new AppError('unsupported-media-type', 415, {
+      return new AppError('unsupported-media-type', {
         detail: 'Send the request body as application/json',
       });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new AppError('invalid-json', 400, { detail: 'The request body is empty; send a JSON object' });
+      return new AppError('invalid-json', { detail: 'The request body is empty; send a JSON object' });
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new AppError('validation-error', 400, {
+      return new AppError('validation-error', {
         detail: 'The Content-Length header does not match the body',
       });
     default:
@@ -36,21 +37,21 @@ export function toAppError(error: FastifyError | Error): AppError {
   const known = fromFastifyError(fastifyError);
   if (known) return known;
   if (isDatabaseUnavailable(error)) {
-    return new AppError('service-unavailable', 503, {
+    return new AppError('service-unavailable', {
       detail: 'The database is unavailable; retry shortly',
       headers: { 'retry-after': '5' },
     });
   }
   const status = fastifyError.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
-    return new AppError('validation-error', 400, { detail: fastifyError.message });
+    return new AppError('validation-error', { detail: fastifyError.message });
   }
-  return new AppError('internal-error', 500, {
+  return new AppError('internal-error', {
     detail: 'An unexpected error occurred; quote the request_id when reporting it',
   });
 }
 
-export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
 
 /** A problem as it goes on the wire (also what an idempotency key stores). */
 export function problemResponse(error: AppError, path: string, requestId: string) {
@@ -59,10 +60,6 @@ export function problemResponse(error: AppError, path: string, requestId: string
     headers: { ...error.headers, 'content-type': PROBLEM_CONTENT_TYPE },
     body: JSON.stringify(toProblem(error, path, requestId)),
   };
-}
-
-export function requestPath(request: FastifyRequest): string {
-  return request.url.split('?')[0] ?? request.url;
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: AppError): FastifyReply {
@@ -95,7 +92,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       return sendProblem(
         request,
         reply,
-        new AppError('malformed-request', 400, {
+        new AppError('malformed-request', {
           detail: 'The connection closed before the request was complete',
         }),
       );
@@ -114,7 +111,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
       return sendProblem(
         request,
         reply,
-        new AppError('method-not-allowed', 405, {
+        new AppError('method-not-allowed', {
           detail: `${request.method} is not allowed on ${path}; allowed: ${allowed.join(', ')}`,
           headers: { allow: allowed.join(', ') },
         }),
@@ -123,7 +120,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     return sendProblem(
       request,
       reply,
-      new AppError('not-found', 404, { detail: `No route matches ${request.method} ${path}` }),
+      new AppError('not-found', { detail: `No route matches ${request.method} ${path}` }),
     );
   });
 }

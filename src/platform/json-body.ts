@@ -17,7 +17,7 @@ export function parseJsonBody(text: string): unknown {
   try {
     return parse(text, null, parseNumberLiteral);
   } catch (error) {
-    throw new AppError('invalid-json', 400, {
+    throw new AppError('invalid-json', {
       detail: `The request body is not valid JSON: ${error instanceof Error ? error.message : 'parse error'}`,
     });
   }

@@ -1,13 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
 import type { Config } from '../config.ts';
-import { routeLabel } from './metrics.ts';
+import { requestPath, routeLabel } from './http.ts';
 
-export const ANONYMOUS = 'anonymous';
+const ANONYMOUS = 'anonymous';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Who is calling: the API key id once authenticated, "anonymous" until then. */
+    /** Who is calling, as events and logs record it: "anonymous" (the API has no authentication yet). */
     actor: string;
   }
 }
@@ -62,7 +62,7 @@ export function logRequestCompleted(request: FastifyRequest, status: number, dur
     {
       method: request.method,
       route: routeLabel(request),
-      path: request.url.split('?')[0],
+      path: requestPath(request),
       status,
       duration_ms: Math.round(durationMs * 100) / 100,
       // Requests failed by the router (app.ts) get a bare request object without decorations.
@@ -75,7 +75,7 @@ export function logRequestCompleted(request: FastifyRequest, status: number, dur
 }
 
 export function registerRequestLogging(app: FastifyInstance): void {
-  // Authentication replaces it with the key's id; everything that reports the caller reads it here.
+  // Everything that reports the caller (events, idempotency scope, the log line) reads it here.
   app.decorateRequest('actor', ANONYMOUS);
   app.addHook('onResponse', async (request, reply) => {
     logRequestCompleted(request, reply.statusCode, reply.elapsedTime);

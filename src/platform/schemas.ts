@@ -1,5 +1,6 @@
 // Schema pieces shared by every feature.
 import { type TSchema, Type } from '@sinclair/typebox';
+import { DECIMAL_PATTERN } from '../money/money.ts';
 
 /** A string enum that validates with one clear error (a union of literals would report one per member). */
 export function StringEnum<const T extends readonly string[]>(values: T, options: object = {}) {
@@ -18,7 +19,7 @@ export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false 
 export function DecimalInput(errorMessage: string, example: string) {
   return Type.Unsafe<string | number>({
     type: ['string', 'number'],
-    pattern: '^[0-9]+(\\.[0-9]+)?$',
+    pattern: DECIMAL_PATTERN,
     errorMessage,
     examples: [example],
   });

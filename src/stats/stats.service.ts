@@ -1,8 +1,8 @@
 import type { Static } from '@sinclair/typebox';
 import { LOAN_STATUSES, type LoanStatus } from '../loans/loan-status.ts';
-import { addDays, calendarDateOf } from '../loans/schedule.ts';
-import { normalizeCurrency } from '../money/currencies.ts';
+import { checkCurrency } from '../money/currencies.ts';
 import { divideHalfEven, formatMoney, formatScaled } from '../money/money.ts';
+import { addDays, calendarDateOf } from '../platform/calendar.ts';
 import type { Pool } from '../platform/database.ts';
 import { validationError } from '../platform/errors.ts';
 import { loadStats } from './stats.repository.ts';
@@ -29,15 +29,10 @@ function ratio(part: bigint, whole: bigint): string {
 export function createStatsService(deps: { pool: Pool; clock: () => Date }) {
   return {
     async get(currencyFilter?: string): Promise<Static<typeof Stats>> {
-      const currency = currencyFilter === undefined ? undefined : normalizeCurrency(currencyFilter);
-      if (currencyFilter !== undefined && !currency) {
-        throw validationError([
-          {
-            parameter: 'currency',
-            message: `must be an active ISO 4217 currency code (got "${currencyFilter}")`,
-          },
-        ]);
-      }
+      const checked = currencyFilter === undefined ? undefined : checkCurrency(currencyFilter);
+      if (checked && 'reason' in checked)
+        throw validationError([{ parameter: 'currency', message: checked.reason }]);
+      const currency = checked && 'currency' in checked ? checked.currency : undefined;
       const now = deps.clock();
       // More than 30 days past due: the oldest unpaid installment fell due before today − 30.
       const cutoff = addDays(calendarDateOf(now), -PAR_DAYS);

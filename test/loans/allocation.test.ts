@@ -5,8 +5,8 @@ import {
   daysPastDue,
   installmentStatus,
   loanPosition,
-  maxAcceptablePaymentMinor,
   nextDueDate,
+  planRepayment,
 } from '../../src/loans/allocation.ts';
 import { buildSchedule } from '../../src/loans/schedule.ts';
 import { formatMoney, parseMoney } from '../../src/money/money.ts';
@@ -39,8 +39,8 @@ function position(payments: string[], asOf: string) {
     outstandingPrincipal: money(result.outstandingPrincipalMinor),
     outstanding: money(result.outstandingMinor),
     unapplied: money(result.unappliedMinor),
-    nextDueDate: result.nextDueDate,
-    daysPastDue: result.daysPastDue,
+    nextDueDate: nextDueDate(result),
+    daysPastDue: daysPastDue(nextDueDate(result), asOf),
   };
 }
 
@@ -207,9 +207,7 @@ describe('allocating repayments to the worked example', () => {
     [['16545.27'], '0.00'],
     [['20000.00'], '0.00'],
   ])('after paying %j the largest acceptable payment is %s', (payments, expected) => {
-    expect(money(maxAcceptablePaymentMinor(allocateRepayments(installments, payments.map(inr))))).toBe(
-      expected,
-    );
+    expect(money(allocateRepayments(installments, payments.map(inr)).outstandingMinor)).toBe(expected);
   });
 
   it('refuses a negative payment', () => {
@@ -265,8 +263,8 @@ describe('installments with nothing owed (a tiny loan that is cleared early)', (
       'overdue',
       'paid',
     ]);
-    expect(result.nextDueDate).toBe('2026-06-15');
-    expect(result.daysPastDue).toBe(47);
+    expect(nextDueDate(result)).toBe('2026-06-15');
+    expect(daysPastDue(nextDueDate(result), '2026-08-01')).toBe(47);
     expect(result.outstandingMinor).toBe(1n);
   });
 });
@@ -360,12 +358,10 @@ describe('allocation properties', () => {
           expect(row.status === 'overdue').toBe(row.owedMinor > 0n && row.dueDate < asOf);
           expect(row.status === 'paid').toBe(row.owedMinor === 0n);
         }
-        expect(result.nextDueDate === null).toBe(result.outstandingMinor === 0n);
-        expect(result.daysPastDue > 0).toBe(overdue.length > 0);
-        if (overdue.length > 0) expect(result.nextDueDate).toBe(overdue[0]!.dueDate);
-        const allocation = allocateRepayments(schedule.installments, payments);
-        expect(daysPastDue(allocation, asOf)).toBe(result.daysPastDue);
-        expect(nextDueDate(allocation)).toBe(result.nextDueDate);
+        const next = nextDueDate(result);
+        expect(next === null).toBe(result.outstandingMinor === 0n);
+        expect(daysPastDue(next, asOf) > 0).toBe(overdue.length > 0);
+        if (overdue.length > 0) expect(next).toBe(overdue[0]!.dueDate);
       }),
       { numRuns: 300 },
     );
@@ -377,3 +373,92 @@ function shiftDays(date: string, days: number): string {
   instant.setUTCDate(instant.getUTCDate() + days);
   return instant.toISOString().slice(0, 10);
 }
+
+describe('planRepayment', () => {
+  // 1000.00 at 0 % over 4 months from 2026-01-31: 250.00 due on 02-28, 03-31, 04-30, 05-31.
+  const flat = buildSchedule({
+    principalMinor: inr('1000.00'),
+    aprBasisPoints: 0n,
+    termMonths: 4,
+    disbursedOn: '2026-01-31',
+  });
+  it.each([
+    {
+      prior: [],
+      amount: '100.00',
+      principal: '100.00',
+      outstanding: '900.00',
+      next: '2026-02-28',
+      cleared: false,
+    },
+    {
+      prior: [],
+      amount: '250.00',
+      principal: '250.00',
+      outstanding: '750.00',
+      next: '2026-03-31',
+      cleared: false,
+    },
+    {
+      prior: ['900.00'],
+      amount: '100.00',
+      principal: '100.00',
+      outstanding: '0.00',
+      next: null,
+      cleared: true,
+    },
+    {
+      prior: ['250.00', '250.00'],
+      amount: '300.00',
+      principal: '300.00',
+      outstanding: '200.00',
+      next: '2026-05-31',
+      cleared: false,
+    },
+  ])(
+    '$amount after $prior leaves $outstanding, next due $next',
+    ({ prior, amount, principal, outstanding, next, cleared }) => {
+      const result = planRepayment(flat, prior.map(inr), inr(amount), '2026-03-01');
+      expect(result.accepted).toBe(true);
+      if (!result.accepted) return;
+      expect({
+        ...result.plan,
+        interestMinor: money(result.plan.interestMinor),
+        principalMinor: money(result.plan.principalMinor),
+        outstandingPrincipalMinor: money(result.plan.outstandingPrincipalMinor),
+      }).toMatchObject({
+        amountMinor: inr(amount),
+        interestMinor: '0.00',
+        principalMinor: principal,
+        paidOn: '2026-03-01',
+        outstandingPrincipalMinor: outstanding,
+        nextDueDate: next,
+        cleared,
+      });
+    },
+  );
+
+  it('splits a payment into interest first, then principal (the worked example)', () => {
+    const result = planRepayment({ installments }, [], inr('300.00'), '2026-02-10');
+    expect(result).toMatchObject({
+      accepted: true,
+      plan: { interestMinor: inr('231.25'), principalMinor: inr('68.75'), totalPaidMinor: inr('300.00') },
+    });
+  });
+
+  it.each([
+    [[], '1000.01', '1000.00'],
+    [['999.99'], '0.02', '0.01'],
+    [['1000.00'], '0.01', '0.00'],
+  ])('after %j refuses %s, reporting %s owed', (prior, amount, owed) => {
+    expect(planRepayment(flat, prior.map(inr), inr(amount), '2026-03-01')).toEqual({
+      accepted: false,
+      outstandingMinor: inr(owed),
+    });
+  });
+
+  it('refuses a payment that is not positive, or a paid-on that is not a date', () => {
+    expect(() => planRepayment(flat, [], 0n, '2026-03-01')).toThrow(RangeError);
+    expect(() => planRepayment(flat, [], 1n, '2026-02-30')).toThrow(RangeError);
+  });
+});

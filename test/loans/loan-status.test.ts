@@ -1,13 +1,18 @@
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
+  ACTIVE_STATUSES,
   allowedActions,
   canPerform,
+  isActive,
   LOAN_ACTIONS,
   LOAN_STATUSES,
   type LoanAction,
   type LoanStatus,
   nextStatus,
+  statusChanges,
 } from '../../src/loans/loan-status.ts';
+import { createTestDatabase } from '../helpers/database.ts';
 
 // Every transition of API.md §3; any pair not listed here must be refused.
 const ALLOWED: [LoanStatus, LoanAction, LoanStatus][] = [
@@ -56,5 +61,37 @@ describe('loan transitions', () => {
     allowedActions('pending').push('disburse');
     expect(allowedActions('pending')).toEqual(['approve', 'reject']);
     expect(canPerform('pending', 'disburse')).toBe(false);
+  });
+});
+
+describe('active statuses', () => {
+  it('are the same in SQL (loan_status_is_active) as in the service', async () => {
+    const db = await createTestDatabase();
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      const result = await client.query<{ status: LoanStatus; active: boolean }>(
+        'SELECT status, loan_status_is_active(status) AS active FROM unnest($1::text[]) AS status',
+        [LOAN_STATUSES],
+      );
+      expect(result.rows).toEqual(LOAN_STATUSES.map((status) => ({ status, active: isActive(status) })));
+      expect(LOAN_STATUSES.filter(isActive)).toEqual([...ACTIVE_STATUSES]);
+    } finally {
+      await client.end();
+      await db.drop();
+    }
+  });
+});
+
+describe('statusChanges', () => {
+  it('lists each change an action makes, and the clearing repayment to repaid', () => {
+    expect(statusChanges()).toEqual([
+      { from: 'pending', to: 'approved' },
+      { from: 'pending', to: 'rejected' },
+      { from: 'approved', to: 'disbursed' },
+      { from: 'disbursed', to: 'repaid' },
+      { from: 'disbursed', to: 'defaulted' },
+      { from: 'defaulted', to: 'repaid' },
+    ]);
   });
 });

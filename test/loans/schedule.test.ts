@@ -1,16 +1,13 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
+import { aprToBasisPoints, buildSchedule, installmentAmount, type Schedule } from '../../src/loans/schedule.ts';
 import {
   addMonthsClamped,
-  aprToBasisPoints,
-  buildSchedule,
   calendarDateOf,
   daysBetween,
   daysInMonth,
-  installmentAmount,
   parseCalendarDate,
-  type Schedule,
-} from '../../src/loans/schedule.ts';
+} from '../../src/platform/calendar.ts';
 import { divideHalfEven, formatMoney, parseMoney } from '../../src/money/money.ts';
 
 function minor(text: string, currency: string): bigint {

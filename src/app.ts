@@ -9,7 +9,7 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Config, TrustProxy } from './config.ts';
-import { purgeIdempotencyKeys } from './loans/idempotency.ts';
+import { LOAN_JOBS } from './loans/jobs.ts';
 import { registerLoanMetrics } from './loans/loan-metrics.ts';
 import { createCommandRunner } from './loans/loan-transaction.ts';
 import { loansRoutes } from './loans/loans.routes.ts';
@@ -39,7 +39,6 @@ export interface AppDeps {
   clock?: () => Date;
 }
 
-const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 // How often Node looks for requests past their headers/request timeout; its default (30 s) would let
 // a 10 s headers timeout run to 40 s.
 const TIMEOUT_CHECK_INTERVAL_MS = 1000;
@@ -131,8 +130,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(statsRoutes, { stats: createStatsService({ pool, clock }) });
 
-  runPeriodically(app, 'purging idempotency keys', PURGE_INTERVAL_MS, () =>
-    purgeIdempotencyKeys(pool, config.idempotency.ttlHours),
-  );
+  for (const [name, job] of Object.entries(LOAN_JOBS)) {
+    runPeriodically(app, name, job.intervalMs, () => job.run({ pool, config }));
+  }
   return app;
 }

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { purgeIdempotencyKeys } from '../../src/loans/idempotency.ts';
-import { buildTestApp, JSON_HEADERS, type TestApp } from '../helpers/app.ts';
+import { LOAN_JOBS } from '../../src/loans/jobs.ts';
+import { buildTestApp, JSON_HEADERS, type TestApp, testConfig } from '../helpers/app.ts';
 import { loanIn, newKey, post, TERMS } from '../helpers/loans.ts';
 
 let t: TestApp;
@@ -168,6 +169,22 @@ describe('Idempotency-Key', () => {
     expect(await purgeIdempotencyKeys(t.pool, 24)).toBeGreaterThanOrEqual(1);
     expect(await count('SELECT count(*) AS n FROM idempotency_keys WHERE key = $1', [key])).toBe(0);
     expect(await count('SELECT count(*) AS n FROM idempotency_keys WHERE key = $1', [fresh])).toBe(1);
+  });
+
+  it('the scheduled purge keeps keys for IDEMPOTENCY_TTL_HOURS', async () => {
+    const [young, old] = [newKey(), newKey()];
+    for (const key of [young, old]) await post(t.app, '/api/loans', TERMS, { 'idempotency-key': key });
+    const age = (key: string, hours: number) =>
+      t.pool.query(
+        `UPDATE idempotency_keys SET created_at = now() - make_interval(hours => $2) WHERE key = $1`,
+        [key, hours],
+      );
+    await age(young, 47);
+    await age(old, 49);
+    const purge = LOAN_JOBS['purge-idempotency-keys'];
+    expect(await purge.run({ pool: t.pool, config: testConfig({ IDEMPOTENCY_TTL_HOURS: '48' }) })).toBe(1);
+    expect(await count('SELECT count(*) AS n FROM idempotency_keys WHERE key = $1', [young])).toBe(1);
+    expect(await count('SELECT count(*) AS n FROM idempotency_keys WHERE key = $1', [old])).toBe(0);
   });
 });
 

@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { aprToBasisPoints, buildSchedule, installmentAmount, type Schedule } from '../../src/loans/schedule.ts';
+import {
+  aprToBasisPoints,
+  buildSchedule,
+  installmentAmount,
+  type Schedule,
+} from '../../src/loans/schedule.ts';
+import { divideHalfEven, formatMoney, parseMoney } from '../../src/money/money.ts';
 import {
   addMonthsClamped,
   calendarDateOf,
@@ -8,7 +14,6 @@ import {
   daysInMonth,
   parseCalendarDate,
 } from '../../src/platform/calendar.ts';
-import { divideHalfEven, formatMoney, parseMoney } from '../../src/money/money.ts';
 
 function minor(text: string, currency: string): bigint {
   const parsed = parseMoney(text, currency);

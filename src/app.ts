@@ -14,6 +14,7 @@ import { registerLoanMetrics } from './loans/loan-metrics.ts';
 import { createCommandRunner } from './loans/loan-transaction.ts';
 import { loansRoutes } from './loans/loans.routes.ts';
 import { createLoansService } from './loans/loans.service.ts';
+import { registerAuthentication, registerAuthorization } from './platform/auth.ts';
 import { problemClientErrorHandler } from './platform/client-errors.ts';
 import type { Pool } from './platform/database.ts';
 import { registerHealthRoutes } from './platform/health.ts';
@@ -113,6 +114,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerErrorHandling(app);
   registerRequestLogging(app);
   registerMetrics(app, metrics);
+  registerAuthentication(app, pool);
+  registerAuthorization(app, config);
   await registerOpenApi(app, config);
   closeConnectionsWhileShuttingDown(app, lifecycle);
   registerHealthRoutes(app, { config, pool, lifecycle });

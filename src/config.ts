@@ -30,6 +30,23 @@ export interface Config {
    * nearest N hops, or these addresses/ranges. Only then is the forwarded client address believed.
    */
   trustProxy: TrustProxy;
+  auth: {
+    /** Off: requests without a key are anonymous with full access (development and test only). */
+    required: boolean;
+    /** A key (`bl_<env>_<random>`) registered as an admin key at start, idempotently. */
+    bootstrapAdminKey: string | undefined;
+    keyTag: string;
+  };
+  rateLimit: {
+    enabled: boolean;
+    /** Requests per minute per API key, and per client address for requests without a key. */
+    perKeyPerMinute: number;
+    perAddressPerMinute: number;
+    /** Counters shared by every replica; unset: each process counts for itself. */
+    redisUrl: string | undefined;
+  };
+  /** Origins that browsers may call the API from (CORS); none by default. */
+  corsOrigins: readonly string[];
   /** Scheme and host that clients use (e.g. https://api.branchloans.com), for absolute links; else links are relative. */
   publicBaseUrl: string | undefined;
   seedOnStart: boolean;
@@ -43,11 +60,49 @@ export interface Config {
 }
 
 /** Per-environment defaults: environments differ in data, not in branches. */
-const ENV_DEFAULTS: Record<AppEnv, { logLevel: LogLevel; seedOnStart: boolean; embeddedAllowed: boolean }> = {
-  development: { logLevel: 'debug', seedOnStart: true, embeddedAllowed: true },
-  test: { logLevel: 'warn', seedOnStart: false, embeddedAllowed: true },
-  staging: { logLevel: 'info', seedOnStart: false, embeddedAllowed: false },
-  production: { logLevel: 'warn', seedOnStart: false, embeddedAllowed: false },
+interface EnvDefaults {
+  logLevel: LogLevel;
+  seedOnStart: boolean;
+  embeddedAllowed: boolean;
+  /** Authentication can be switched off only where this is false. */
+  authForced: boolean;
+  rateLimitEnabled: boolean;
+  /** The `<env>` of the API keys made here: `bl_<env>_<random>`. */
+  keyTag: string;
+}
+const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
+  development: {
+    logLevel: 'debug',
+    seedOnStart: true,
+    embeddedAllowed: true,
+    authForced: false,
+    rateLimitEnabled: false,
+    keyTag: 'dev',
+  },
+  test: {
+    logLevel: 'warn',
+    seedOnStart: false,
+    embeddedAllowed: true,
+    authForced: false,
+    rateLimitEnabled: false,
+    keyTag: 'test',
+  },
+  staging: {
+    logLevel: 'info',
+    seedOnStart: false,
+    embeddedAllowed: false,
+    authForced: true,
+    rateLimitEnabled: true,
+    keyTag: 'staging',
+  },
+  production: {
+    logLevel: 'warn',
+    seedOnStart: false,
+    embeddedAllowed: false,
+    authForced: true,
+    rateLimitEnabled: true,
+    keyTag: 'prod',
+  },
 };
 
 export class ConfigError extends Error {
@@ -153,6 +208,60 @@ function publicBaseUrl(env: Env): string | undefined {
   return origin;
 }
 
+function authentication(env: Env, appEnv: AppEnv): Config['auth'] {
+  const { authForced, keyTag } = ENV_DEFAULTS[appEnv];
+  const required = boolean(env, 'AUTH_REQUIRED', authForced);
+  if (authForced && !required) {
+    throw new ConfigError(
+      'AUTH_REQUIRED',
+      `cannot be false when APP_ENV=${appEnv}: authentication is always on there`,
+    );
+  }
+  const name = 'BOOTSTRAP_ADMIN_KEY';
+  const bootstrapAdminKey = secret(env, name);
+  if (bootstrapAdminKey !== undefined && !/^bl_[a-z]+_[A-Za-z0-9_-]{43,}$/.test(bootstrapAdminKey)) {
+    throw new ConfigError(
+      env[`${name}_FILE`] ? `${name}_FILE` : name,
+      `must hold a key of the form bl_${keyTag}_<at least 43 characters of A-Z a-z 0-9 _ ->`,
+    );
+  }
+  return Object.freeze({ required, bootstrapAdminKey, keyTag });
+}
+
+function rateLimits(env: Env, appEnv: AppEnv): Config['rateLimit'] {
+  const redisUrl = secret(env, 'REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\/\S+$/.test(redisUrl)) {
+    throw new ConfigError('REDIS_URL', 'must start with redis:// or rediss://');
+  }
+  return Object.freeze({
+    enabled: boolean(env, 'RATE_LIMIT_ENABLED', ENV_DEFAULTS[appEnv].rateLimitEnabled),
+    perKeyPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 600, 1, 1_000_000),
+    perAddressPerMinute: integer(env, 'RATE_LIMIT_ANONYMOUS_PER_MINUTE', 120, 1, 1_000_000),
+    redisUrl,
+  });
+}
+
+/** CORS_ORIGINS: comma-separated origins such as https://app.branchloans.com. */
+function corsOrigins(env: Env): readonly string[] {
+  const origins = (env.CORS_ORIGINS ?? '')
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {}
+    if (!parsed || parsed.origin !== origin) {
+      throw new ConfigError(
+        'CORS_ORIGINS',
+        `must list origins such as https://app.example.com (got "${origin}")`,
+      );
+    }
+  }
+  return Object.freeze(origins);
+}
+
 function databaseUrl(env: Env): string | undefined {
   const url = secret(env, 'DATABASE_URL');
   if (url === undefined) return undefined;
@@ -232,7 +341,28 @@ function packageVersion(): string {
   return pkg.version;
 }
 
-export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: boolean } = {}): Config {
+/** Settings that command-line flags give instead of the environment, checked like the variables they replace. */
+export interface ConfigOverrides {
+  env?: AppEnv;
+  databaseUrl?: string;
+}
+
+function withOverrides(env: Env, overrides: ConfigOverrides): Env {
+  return {
+    ...env,
+    ...(overrides.env !== undefined && { APP_ENV: overrides.env }),
+    ...(overrides.databaseUrl !== undefined && {
+      DATABASE_URL: overrides.databaseUrl,
+      DATABASE_URL_FILE: undefined,
+    }),
+  };
+}
+
+export function loadConfig(
+  environment: Env = process.env,
+  options: { stdoutIsTty?: boolean; overrides?: ConfigOverrides } = {},
+): Config {
+  const env = withOverrides(environment, options.overrides ?? {});
   const appEnv = oneOf(env, 'APP_ENV', APP_ENVS, 'development');
   const defaults = ENV_DEFAULTS[appEnv];
   const url = databaseUrl(env);
@@ -269,6 +399,9 @@ export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: bool
       pretty: boolean(env, 'LOG_PRETTY', (options.stdoutIsTty ?? false) && appEnv === 'development'),
     }),
     trustProxy: trustProxy(env),
+    auth: authentication(env, appEnv),
+    rateLimit: rateLimits(env, appEnv),
+    corsOrigins: corsOrigins(env),
     publicBaseUrl: publicBaseUrl(env),
     seedOnStart: boolean(env, 'SEED_ON_START', defaults.seedOnStart),
     loanMaxAmount: Object.freeze({
@@ -284,4 +417,15 @@ export function loadConfig(env: Env = process.env, options: { stdoutIsTty?: bool
     version: packageVersion(),
     commit: env.GIT_COMMIT || 'unknown',
   });
+}
+
+/** The configuration of this process, or a one-line `Invalid configuration: …` on stderr and exit code 1. */
+export function readConfigOrExit(overrides: ConfigOverrides = {}): Config {
+  try {
+    return loadConfig(process.env, { stdoutIsTty: process.stdout.isTTY, overrides });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`Invalid configuration: ${error.message}`);
+    process.exit(1);
+  }
 }

@@ -1,8 +1,9 @@
-// Entrypoint: config → database (embedded or DATABASE_URL) → migrate → seed → listen; graceful close.
+// Entrypoint: config → database (embedded or DATABASE_URL) → migrate → seed → API keys → listen; graceful close.
 import pino from 'pino';
 import { buildApp } from './app.ts';
-import { readConfigOrExit } from './cli/cli-config.ts';
+import { readConfigOrExit } from './config.ts';
 import { seedOriginalLoans } from './loans/seed.ts';
+import { prepareAuthentication } from './platform/auth.ts';
 import { createPool, type Pool } from './platform/database.ts';
 import { type DatabaseTarget, openDatabaseTarget } from './platform/database-target.ts';
 import { loggerOptions } from './platform/logging.ts';
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
       const inserted = await seedOriginalLoans(openPool, config);
       logger.info({ inserted }, inserted > 0 ? 'seeded the original loans' : 'seed data already present');
     }
+    const authWarning = await prepareAuthentication(openPool, config);
+    if (authWarning) logger.warn(authWarning);
 
     const lifecycle = { shuttingDown: false };
     const app = await buildApp({ config, pool: openPool, lifecycle, logger });

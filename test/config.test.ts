@@ -206,3 +206,72 @@ describe('PUBLIC_BASE_URL', () => {
     expect(errorOf({ PUBLIC_BASE_URL: value }).variable).toBe('PUBLIC_BASE_URL');
   });
 });
+
+describe('authentication, rate limits and CORS', () => {
+  const server = { DATABASE_URL: 'postgres://u:p@db:5432/loans' };
+
+  it('requires authentication and limits rates in staging and production, not in development and test', () => {
+    for (const env of ['staging', 'production']) {
+      const config = loadConfig({ APP_ENV: env, ...server });
+      expect([config.auth.required, config.rateLimit.enabled]).toEqual([true, true]);
+    }
+    for (const env of ['development', 'test']) {
+      const config = loadConfig({ APP_ENV: env });
+      expect([config.auth.required, config.rateLimit.enabled]).toEqual([false, false]);
+    }
+    expect(loadConfig({ AUTH_REQUIRED: 'true' }).auth.required).toBe(true);
+  });
+
+  it('refuses AUTH_REQUIRED=false in staging and production', () => {
+    const error = errorOf({ APP_ENV: 'production', AUTH_REQUIRED: 'false', ...server });
+    expect(error.message).toBe(
+      'AUTH_REQUIRED cannot be false when APP_ENV=production: authentication is always on there',
+    );
+  });
+
+  it('tags keys by environment and checks a bootstrap key file', () => {
+    expect(loadConfig({ APP_ENV: 'production', ...server }).auth.keyTag).toBe('prod');
+    const dir = mkdtempSync(join(tmpdir(), 'bl-config-'));
+    const file = join(dir, 'bootstrap');
+    const key = `bl_prod_${'A'.repeat(43)}`;
+    writeFileSync(file, `${key}\n`);
+    expect(loadConfig({ BOOTSTRAP_ADMIN_KEY_FILE: file }).auth.bootstrapAdminKey).toBe(key);
+    writeFileSync(file, 'hunter2\n');
+    const error = errorOf({ BOOTSTRAP_ADMIN_KEY_FILE: file });
+    expect(error.variable).toBe('BOOTSTRAP_ADMIN_KEY_FILE');
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('reads the rate limits and REDIS_URL', () => {
+    expect(loadConfig({}).rateLimit).toEqual({
+      enabled: false,
+      perKeyPerMinute: 600,
+      perAddressPerMinute: 120,
+      redisUrl: undefined,
+    });
+    const config = loadConfig({
+      RATE_LIMIT_ENABLED: 'true',
+      RATE_LIMIT_PER_MINUTE: '60',
+      RATE_LIMIT_ANONYMOUS_PER_MINUTE: '10',
+      REDIS_URL: 'redis://127.0.0.1:6379/0',
+    });
+    expect(config.rateLimit).toEqual({
+      enabled: true,
+      perKeyPerMinute: 60,
+      perAddressPerMinute: 10,
+      redisUrl: 'redis://127.0.0.1:6379/0',
+    });
+    expect(errorOf({ REDIS_URL: 'http://x' }).variable).toBe('REDIS_URL');
+    expect(errorOf({ RATE_LIMIT_PER_MINUTE: '0' }).variable).toBe('RATE_LIMIT_PER_MINUTE');
+  });
+
+  it('takes CORS origins only as origins', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: 'https://a.example, http://127.0.0.1:3000' }).corsOrigins).toEqual([
+      'https://a.example',
+      'http://127.0.0.1:3000',
+    ]);
+    expect(errorOf({ CORS_ORIGINS: 'https://a.example/app' }).variable).toBe('CORS_ORIGINS');
+    expect(errorOf({ CORS_ORIGINS: '*' }).variable).toBe('CORS_ORIGINS');
+  });
+});

@@ -3,12 +3,14 @@
 // renders them.
 import type { Static } from '@sinclair/typebox';
 import { formatMoney } from '../money/money.ts';
+import { ANONYMOUS } from '../platform/auth.ts';
 import { calendarDateOf } from '../platform/calendar.ts';
 import { AppError, notFound, validationError } from '../platform/errors.ts';
 import { planRepayment } from './allocation.ts';
 import { appendEvent, type EventType } from './events.repository.ts';
 import {
   allowedActions,
+  CHECKER_ACTIONS,
   CLEARED_STATUS,
   canPerform,
   type LoanAction,
@@ -198,6 +200,11 @@ async function transition(
 async function lockFor(tx: LoanTransaction, id: string, action: LoanAction) {
   const loan = await findLoan(tx.client, id, { forUpdate: true });
   if (!loan) throw notFound(`Loan ${id} does not exist`);
+  if (CHECKER_ACTIONS.includes(action) && tx.actor !== ANONYMOUS && loan.created_by === tx.actor) {
+    throw new AppError('forbidden', {
+      detail: `Maker–checker: the API key that created this loan cannot ${action} it; another key must`,
+    });
+  }
   checkIfMatch(loan, tx.ifMatch);
   if (!canPerform(loan.status, action)) throw invalidTransition(loan, action);
   return { loan, now: tx.now() };

@@ -16,6 +16,9 @@ export function isActive(status: LoanStatus): boolean {
 export const LOAN_ACTIONS = ['approve', 'reject', 'disburse', 'repayments', 'default'] as const;
 export type LoanAction = (typeof LOAN_ACTIONS)[number];
 
+/** Maker–checker: these must be done by someone other than whoever created the loan. */
+export const CHECKER_ACTIONS: readonly LoanAction[] = ['approve', 'reject', 'disburse'];
+
 // A repayment keeps the status, unless it clears the balance: then the loan becomes CLEARED_STATUS.
 const TRANSITIONS: Readonly<Record<LoanStatus, Readonly<Partial<Record<LoanAction, LoanStatus>>>>> = {
   pending: { approve: 'approved', reject: 'rejected' },

@@ -111,6 +111,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     app.post(
       `/api/loans/:id/${name}`,
       {
+        config: { role: 'officer' },
         preValidation: spec.optionalBody ? emptyBodyIsObject : undefined,
         schema: {
           tags: ['lifecycle'],
@@ -135,6 +136,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/api/loans',
     {
+      config: { role: 'clerk' },
       schema: {
         tags: ['loans'],
         summary: 'Apply for a loan',
@@ -154,6 +156,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/api/loans/:id',
     {
+      config: { role: 'viewer' },
       schema: {
         tags: ['loans'],
         summary: 'Get a loan',
@@ -170,6 +173,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/api/loans',
     {
+      config: { role: 'viewer' },
       schema: {
         tags: ['loans'],
         summary: 'List loans, newest first',
@@ -233,6 +237,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   app.post(
     '/api/loans/:id/repayments',
     {
+      config: { role: 'clerk' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Record a repayment (Idempotency-Key required)',
@@ -271,6 +276,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/api/loans/:id/repayments',
     {
+      config: { role: 'viewer' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Repayments of a loan, oldest first',
@@ -284,6 +290,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/api/loans/:id/schedule',
     {
+      config: { role: 'viewer' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Repayment schedule',
@@ -301,6 +308,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/api/loans/:id/events',
     {
+      config: { role: 'viewer' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Audit history of a loan, oldest first',
@@ -316,6 +324,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   app.get(
     '/api/loan-quote',
     {
+      config: { role: 'viewer' },
       schema: {
         tags: ['lifecycle'],
         summary: 'Quote the schedule a new loan would get, without creating anything',

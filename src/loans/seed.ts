@@ -96,32 +96,36 @@ export async function seedOriginalLoans(pool: Pool, config: Config, now: Date = 
     if (loan?.status === status && paid === installmentsPaid) continue;
 
     let step = 0;
-    const run = <R>(command: Command<R>) =>
-      runner.run({ actor: 'seed', requestId: `seed-${id.slice(-1)}-${step++}`, ifMatch: undefined }, command);
+    // Two actors, as maker–checker requires: one applies and collects, the other decides and disburses.
+    const as =
+      (actor: 'seed:clerk' | 'seed:officer') =>
+      <R>(command: Command<R>) =>
+        runner.run({ actor, requestId: `seed-${id.slice(-1)}-${step++}`, ifMatch: undefined }, command);
+    const [clerk, officer] = [as('seed:clerk'), as('seed:officer')];
     const reload = async () => (await findLoan(pool, id))!;
 
     if (!loan) {
       clock = daysAgo(APPLIED_DAYS_AGO);
-      await run((tx) => createLoan(tx, terms, id));
+      await clerk((tx) => createLoan(tx, terms, id));
       loan = await reload();
     }
     clock = daysAgo(APPLIED_DAYS_AGO - 1);
     if (loan.status === 'pending' && status === 'rejected')
-      await run((tx) => rejectLoan(tx, id, { reason: 'Debt-to-income ratio above policy' }));
+      await officer((tx) => rejectLoan(tx, id, { reason: 'Debt-to-income ratio above policy' }));
     if (loan.status === 'pending' && status !== 'pending' && status !== 'rejected')
-      await run((tx) => approveLoan(tx, id, { note: 'Meets policy' }));
+      await officer((tx) => approveLoan(tx, id, { note: 'Meets policy' }));
     loan = await reload();
     if (disbursedDaysAgo !== undefined) {
       if (loan.status === 'approved') {
         clock = daysAgo(disbursedDaysAgo);
-        await run((tx) => disburseLoan(tx, id, {}));
+        await officer((tx) => disburseLoan(tx, id, {}));
         loan = await reload();
       }
       const installments = scheduleOf(loan, loan.disbursed_on!).installments.slice(paid, installmentsPaid);
       for (const installment of installments) {
         clock = new Date(`${installment.dueDate}T12:00:00.000Z`);
         const amount = formatMoney(installment.totalMinor, loan.currency);
-        await run((tx) => recordRepayment(tx, id, { amount, reference: `seed-${installment.number}` }));
+        await clerk((tx) => recordRepayment(tx, id, { amount, reference: `seed-${installment.number}` }));
       }
     }
     seeded++;

@@ -1,16 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { LoggerOptions } from 'pino';
 import type { Config } from '../config.ts';
+import { ANONYMOUS } from './auth.ts';
 import { requestPath, routeLabel } from './http.ts';
-
-const ANONYMOUS = 'anonymous';
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** Who is calling, as events and logs record it: "anonymous" (the API has no authentication yet). */
-    actor: string;
-  }
-}
 
 const REDACTED = '[redacted]';
 
@@ -75,8 +67,6 @@ export function logRequestCompleted(request: FastifyRequest, status: number, dur
 }
 
 export function registerRequestLogging(app: FastifyInstance): void {
-  // Everything that reports the caller (events, idempotency scope, the log line) reads it here.
-  app.decorateRequest('actor', ANONYMOUS);
   app.addHook('onResponse', async (request, reply) => {
     logRequestCompleted(request, reply.statusCode, reply.elapsedTime);
   });

@@ -7,6 +7,7 @@ export const statsRoutes: FastifyPluginAsyncTypebox<{ stats: StatsService }> = a
   app.get(
     '/api/stats',
     {
+      config: { role: 'viewer' },
       schema: {
         tags: ['stats'],
         summary: 'Portfolio statistics',

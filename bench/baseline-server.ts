@@ -1,19 +1,20 @@
 // The benchmark's floor: the same routes and the same SQL work as the service, on bare Fastify + pg,
-// with no validation schemas, hooks, logging, metrics, auth or error mapping. `npm run bench` forks it;
-// `npm run bench:baseline` runs it alone (DATABASE_URL, PORT, default 127.0.0.1:8001).
+// with no validation schemas, hooks, logging, metrics, authentication or error mapping. `npm run bench` forks it;
+// `npm run bench:baseline` runs it alone. Its settings are command-line arguments only (see USAGE).
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import Fastify from 'fastify';
 import pg from 'pg';
+import { argsOrExit, integerArg, parseArgs } from '../src/cli/args.ts';
 import { allocateRepayments, nextDueDate } from '../src/loans/allocation.ts';
 import { requestFingerprint } from '../src/loans/idempotency.ts';
+import { LOAN_STATUSES } from '../src/loans/loan-status.ts';
 import { aprToBasisPoints, buildSchedule } from '../src/loans/schedule.ts';
 import { divideHalfEven, formatMoney, formatScaled, parseMoney } from '../src/money/money.ts';
 
 pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
 
-const STATUSES = ['pending', 'approved', 'rejected', 'disbursed', 'repaid', 'defaulted'];
+const USAGE =
+  'usage: npm run bench:baseline -- [--database-url postgres://…] [--host 127.0.0.1] [--port 8001] [--pool-max 10]';
 const COLUMNS = `id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, status, created_at,
   updated_at, version, approved_at, rejected_at, rejection_reason, disbursed_at, disbursed_on, defaulted_at,
   default_reason, repaid_at, outstanding_principal_minor, repaid_minor, oldest_unpaid_due_date`;
@@ -72,12 +73,7 @@ function toLoan(row: Row) {
   };
 }
 
-export async function startBaseline(options: {
-  databaseUrl: string;
-  host: string;
-  port: number;
-  poolMax: number;
-}) {
+async function startBaseline(options: { databaseUrl: string; host: string; port: number; poolMax: number }) {
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax });
   const app = Fastify({ logger: false });
 
@@ -321,7 +317,7 @@ export async function startBaseline(options: {
           WHERE oldest_unpaid_due >= (now() AT TIME ZONE 'UTC')::date - 30 GROUP BY currency`,
       ),
     ]);
-    const byStatus: Record<string, number> = Object.fromEntries(STATUSES.map((status) => [status, 0]));
+    const byStatus: Record<string, number> = Object.fromEntries(LOAN_STATUSES.map((status) => [status, 0]));
     const totals = new Map<string, { loans: bigint; amount: bigint; outstanding: bigint }>();
     for (const row of stats.rows) {
       byStatus[row.status] = (byStatus[row.status] ?? 0) + Number(row.loans);
@@ -367,22 +363,31 @@ export async function startBaseline(options: {
   };
 }
 
-// Run directly (npm run bench:baseline, or forked by the bench, which reads the port from IPC).
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
-  const server = await startBaseline({
-    databaseUrl: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    host: process.env.HOST ?? '127.0.0.1',
-    port: Number(process.env.PORT ?? (process.send ? 0 : 8001)),
-    poolMax: Number(process.env.DATABASE_POOL_MAX ?? 10),
+/** The port defaults to a free one when the bench forks it (it reads the port over IPC), else to 8001. */
+function parseBaselineArgs(argv: readonly string[]) {
+  const values = parseArgs(argv, {
+    'database-url': { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'pool-max': { type: 'string' },
   });
-  if (process.send) {
-    process.send({ type: 'listening', port: server.port });
-    // The bench went away: do not outlive it.
-    process.on('disconnect', () => void server.close().then(() => process.exit(0)));
-  } else {
-    console.log(`baseline server on http://127.0.0.1:${server.port}`);
-  }
-  const stop = () => void server.close().then(() => process.exit(0));
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  return {
+    databaseUrl: values['database-url'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    host: values.host ?? '127.0.0.1',
+    port: values.port === undefined ? (process.send ? 0 : 8001) : integerArg('--port', values.port, 0, 65535),
+    poolMax: values['pool-max'] === undefined ? 10 : integerArg('--pool-max', values['pool-max'], 1, 500),
+  };
 }
+
+const options = argsOrExit('baseline-server', USAGE, () => parseBaselineArgs(process.argv.slice(2)));
+const server = await startBaseline(options);
+if (process.send) {
+  process.send({ type: 'listening', port: server.port });
+  // The bench went away: do not outlive it.
+  process.on('disconnect', () => void server.close().then(() => process.exit(0)));
+} else {
+  console.log(`baseline server on http://${options.host}:${server.port}`);
+}
+const stop = () => void server.close().then(() => process.exit(0));
+process.once('SIGTERM', stop);
+process.once('SIGINT', stop);

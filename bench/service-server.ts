@@ -1,12 +1,20 @@
 // Forked by `npm run bench`: the real service (buildApp with its pool, every plugin and hook) on a
 // random loopback port, in a process of its own so that it never shares an event loop with the load.
+// Configured as in production, on the run's database: `--database-url URL`.
 import { buildApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
+import { argsOrExit, parseArgs, UsageError } from '../src/cli/args.ts';
+import { readConfigOrExit } from '../src/config.ts';
 import { createPool } from '../src/platform/database.ts';
 
-const config = loadConfig(process.env);
-if (!config.databaseUrl) throw new Error('DATABASE_URL is required');
-const pool = createPool(config.databaseUrl, config.database, () => {});
+const USAGE = 'usage: node --import tsx bench/service-server.ts --database-url postgres://…';
+
+const databaseUrl = argsOrExit('service-server', USAGE, () => {
+  const url = parseArgs(process.argv.slice(2), { 'database-url': { type: 'string' } })['database-url'];
+  if (url === undefined) throw new UsageError('--database-url is required');
+  return url;
+});
+const config = readConfigOrExit({ env: 'production', databaseUrl });
+const pool = createPool(databaseUrl, config.database, () => {});
 const app = await buildApp({ config, pool });
 await app.listen({ host: '127.0.0.1', port: 0 });
 const address = app.server.address();

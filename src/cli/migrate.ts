@@ -1,10 +1,21 @@
-// npm run db:migrate: applies pending migrations to DATABASE_URL, or to the embedded database.
+// npm run db:migrate [-- --database-url URL]: applies pending migrations to that database, to
+// DATABASE_URL, or to the embedded database.
+import { readConfigOrExit } from '../config.ts';
 import { openDatabaseTarget } from '../platform/database-target.ts';
 import { migrateUp } from '../platform/migrations.ts';
-import { readConfigOrExit } from './cli-config.ts';
+import { argsOrExit, parseArgs } from './args.ts';
 
-async function main(): Promise<void> {
-  const config = readConfigOrExit();
+const USAGE = 'usage: npm run db:migrate -- [--database-url postgres://…]';
+
+async function main(argv: readonly string[]): Promise<void> {
+  const args = argsOrExit('migrate', USAGE, () =>
+    parseArgs(argv, { 'database-url': { type: 'string' }, help: { type: 'boolean', short: 'h' } }),
+  );
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+  const config = readConfigOrExit({ databaseUrl: args['database-url'] });
   const target = await openDatabaseTarget(config, { log: (_details, message) => console.error(message) });
   try {
     const applied = await migrateUp(target.url);
@@ -15,7 +26,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
+main(process.argv.slice(2)).catch((error: unknown) => {
   console.error(`migration failed: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });

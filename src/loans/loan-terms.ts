@@ -27,7 +27,7 @@ export const inBody: Locate = (field, message) => ({ pointer: `/${field}`, messa
 export const inQuery: Locate = (field, message) => ({ parameter: field, message });
 
 /** The largest amount for `currency`, in its minor units. */
-function maxAmountMinor(config: Config, currency: string): bigint {
+export function maxAmountMinor(config: Config, currency: string): bigint {
   const major = config.loanMaxAmount.byCurrency[currency] ?? config.loanMaxAmount.default;
   const parsed = parseMoney(major, currency);
   if (!parsed.ok) throw new Error(`LOAN_MAX_AMOUNT is not valid in ${currency}`);

@@ -124,7 +124,7 @@ function violations(loan: RandomLoan): string[] {
   );
   const due = schedule.installments.filter((row) => row.dueDate <= loan.today);
   check(
-    loan.status !== 'defaulted' || daysPastDue(position, loan.today) > 30,
+    loan.status !== 'defaulted' || daysPastDue(nextDueDate(position), loan.today) > 30,
     'defaulted loans are more than 30 days past due',
   );
   check(

@@ -8,7 +8,7 @@ import { newKey, TERMS } from '../helpers/loans.ts';
 let t: TestApp;
 const keys = {} as Record<Role, { id: string; secret: string }>;
 
-async function addKey(app: TestApp, role: Role, name = role) {
+async function addKey(app: TestApp, role: Role, name: string = role) {
   const secret = generateKey('test');
   const key = (await insertKey(app.pool, secret, { name, role }))!;
   return { id: key.id, secret };

@@ -1,0 +1,183 @@
+// npm run bench [-- --sizes 10000,1000000 --duration 10 --connections 50 --warmup 2 --repeat 1 --fresh]
+// Seeds one database per size, then loads the real service and a bare Fastify + pg baseline with
+// autocannon, endpoint by endpoint, and reports req/s, p50, p99 and the ratios. See BENCHMARKS.md.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { argsOrExit, integerArg, parseArgs, UsageError } from '../src/cli/args.ts';
+import { type Config, readConfigOrExit } from '../src/config.ts';
+import { withDatabase } from '../src/platform/database.ts';
+import { cloneForRun, dropDatabase, seededDatabase, withClient } from './databases.ts';
+import { endpoints, fixtures } from './endpoints.ts';
+import { type Measurement, measure, medianOf } from './measure.ts';
+import { type EndpointResult, label, log, markdownReport } from './report.ts';
+import { type Server, startServer, stopAllServers, stopServer } from './servers.ts';
+
+const USAGE =
+  'usage: npm run bench -- [--sizes 10000,1000000] [--duration 10] [--warmup 2] [--connections 50] ' +
+  '[--repeat 1] [--fresh] [--database-url postgres://…]';
+const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+const RESULTS_FILE = `${RESULTS_DIR}latest.json`;
+/** The server the bench creates its databases on, unless --database-url or DATABASE_URL names one. */
+const DEFAULT_ADMIN_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+interface BenchArgs {
+  sizes: number[];
+  duration: number;
+  warmup: number;
+  connections: number;
+  repeat: number;
+  fresh: boolean;
+  databaseUrl: string | undefined;
+  help: boolean;
+}
+
+/** "10000", "10k" or "1m". */
+function size(text: string): number {
+  const match = /^(\d+)(k|m)?$/i.exec(text.trim());
+  const value = match
+    ? Number(match[1]) * { '': 1, k: 1_000, m: 1_000_000 }[(match[2] ?? '').toLowerCase()]!
+    : 0;
+  if (!match || value < 100 || value > 10_000_000) {
+    throw new UsageError(`--sizes takes sizes from 100 to 10000000 such as 10000,1m (got "${text}")`);
+  }
+  return value;
+}
+
+function parseBenchArgs(argv: readonly string[]): BenchArgs {
+  const values = parseArgs(argv, {
+    sizes: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string' },
+    repeat: { type: 'string' },
+    fresh: { type: 'boolean' },
+    'database-url': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  const positive = (flag: string, text: string | undefined, fallback: number, max: number) =>
+    text === undefined ? fallback : integerArg(flag, text, 1, max);
+  return {
+    sizes: values.sizes === undefined ? [10_000, 1_000_000] : values.sizes.split(',').map(size),
+    duration: positive('--duration', values.duration, 10, 3600),
+    warmup: positive('--warmup', values.warmup, 2, 600),
+    connections: positive('--connections', values.connections, 50, 10_000),
+    repeat: positive('--repeat', values.repeat, 1, 100),
+    fresh: values.fresh ?? false,
+    databaseUrl: values['database-url'],
+    help: values.help ?? false,
+  };
+}
+
+async function benchSize(
+  args: BenchArgs,
+  adminUrl: string,
+  loans: number,
+  config: Config,
+): Promise<{ results: EndpointResult[]; deepPlan: string[] }> {
+  const template = await seededDatabase(adminUrl, loans, { fresh: args.fresh, config });
+  const database = await cloneForRun(adminUrl, template);
+  const url = withDatabase(adminUrl, database);
+  const servers: Server[] = [];
+  try {
+    const fixture = await fixtures(url, args);
+    const service = await startServer('service', ['--database-url', url]);
+    servers.push(service);
+    const baseline = await startServer('baseline', [
+      '--database-url',
+      url,
+      '--pool-max',
+      String(config.database.poolMax),
+    ]);
+    servers.push(baseline);
+
+    const load = { ...args, headers: { authorization: `Bearer ${fixture.apiKey}` } };
+    const results: EndpointResult[] = [];
+    for (const endpoint of endpoints(fixture, url)) {
+      const runs: Record<Server['name'], Measurement[]> = { service: [], baseline: [] };
+      for (let round = 1; round <= args.repeat; round++) {
+        for (const server of [service, baseline]) {
+          log(`[${label(loans)}] ${endpoint.name} → ${server.name} (${round}/${args.repeat})`);
+          runs[server.name].push(await measure(server, endpoint, load));
+        }
+      }
+      results.push({
+        size: loans,
+        endpoint: endpoint.name,
+        service: medianOf(runs.service),
+        baseline: medianOf(runs.baseline),
+      });
+    }
+    return { results, deepPlan: fixture.deepPlan };
+  } finally {
+    for (const server of servers) await stopServer(server);
+    await dropDatabase(adminUrl, database);
+  }
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const args = argsOrExit('bench', USAGE, () => parseBenchArgs(argv));
+  if (args.help) {
+    console.log(USAGE);
+    return;
+  }
+  // The service's settings for seeding (maximum amounts, pool size), and the server to bench on.
+  const config = readConfigOrExit({ databaseUrl: args.databaseUrl });
+  const adminUrl = config.databaseUrl ?? DEFAULT_ADMIN_URL;
+  const started = new Date();
+  const server = await withClient(adminUrl, (db) =>
+    db.query<{ version: string }>('SELECT version()').then((result) => result.rows[0]!.version),
+  );
+  const results: EndpointResult[] = [];
+  const plans: Record<string, string[]> = {};
+  for (const loans of args.sizes) {
+    const run = await benchSize(args, adminUrl, loans, config);
+    results.push(...run.results);
+    plans[label(loans)] = run.deepPlan;
+  }
+
+  const report = markdownReport(results, args.sizes);
+  console.log(report);
+  for (const [size, plan] of Object.entries(plans)) {
+    console.log(
+      `\nDeep page plan (${size}): ${plan[0]?.trim()} · ${plan.find((line) => line.includes('Index'))?.trim()}`,
+    );
+  }
+  const { sizes, duration, warmup, connections, repeat, fresh } = args;
+  await mkdir(RESULTS_DIR, { recursive: true });
+  await writeFile(
+    RESULTS_FILE,
+    `${JSON.stringify(
+      {
+        started: started.toISOString(),
+        finished: new Date().toISOString(),
+        machine: {
+          cpus: cpus().length,
+          cpu: cpus()[0]?.model,
+          memory_gib: Math.round(totalmem() / 2 ** 30),
+          load_average_at_end: loadavg(),
+          node: process.version,
+          postgres: server,
+        },
+        settings: { sizes, duration, warmup, connections, repeat, fresh },
+        results,
+        deep_page_plans: plans,
+        report,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  log(`results written to ${RESULTS_FILE}`);
+}
+
+process.once('SIGINT', () => {
+  stopAllServers();
+  process.exit(130);
+});
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  console.error(`bench failed: ${error instanceof Error ? error.message : String(error)}`);
+  stopAllServers();
+  process.exit(1);
+});

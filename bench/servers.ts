@@ -1,0 +1,55 @@
+// The two servers under test, each forked into a process of its own on a random loopback port, so that
+// neither shares an event loop with the load generator.
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export interface Server {
+  name: 'service' | 'baseline';
+  url: string;
+  child: ChildProcess;
+}
+
+const SCRIPTS: Record<Server['name'], string> = {
+  service: fileURLToPath(new URL('./service-server.ts', import.meta.url)),
+  baseline: fileURLToPath(new URL('./baseline-server.ts', import.meta.url)),
+};
+
+const children = new Set<ChildProcess>();
+
+/** Forks the server with these command-line arguments; it reports its port over IPC once listening. */
+export async function startServer(name: Server['name'], args: string[]): Promise<Server> {
+  const child = fork(SCRIPTS[name], args, {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} server did not start within 30 s`)), 30_000);
+    child.once('message', (message: { type?: string; port?: number }) => {
+      clearTimeout(timer);
+      if (message.type === 'listening' && message.port) resolve(message.port);
+      else reject(new Error(`${name} server sent ${JSON.stringify(message)}`));
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} server exited with code ${code} before listening`));
+    });
+  });
+  return { name, url: `http://127.0.0.1:${port}`, child };
+}
+
+export async function stopServer(server: Server): Promise<void> {
+  const { child } = server;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** For a bench that stops early: no server outlives it. */
+export function stopAllServers(): void {
+  for (const child of children) child.kill('SIGTERM');
+}

@@ -1,3 +1,5 @@
+import { realpath } from 'node:fs/promises';
+import pg from 'pg';
 import type { Config } from '../config.ts';
 import { ensureDatabase, withDatabase } from './database.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
@@ -36,6 +38,15 @@ export async function openDatabaseTarget(
   if (url !== undefined) return { url, embedded: false, stop: async () => {} };
 
   const location = locateDataDir(config.embedded.dataDir, runsAsPostgresUser());
+  const running = await runningEmbeddedServer(config.embedded.port, location.dataDir);
+  if (running) {
+    log(
+      { dataDir: location.dataDir, port: config.embedded.port },
+      'using the embedded PostgreSQL already running',
+    );
+    await ensureDatabase(running, EMBEDDED_DATABASE_NAME);
+    return { url: withDatabase(running, EMBEDDED_DATABASE_NAME), embedded: false, stop: async () => {} };
+  }
   log(
     { dataDir: location.dataDir, port: config.embedded.port },
     startingMessage(config.embedded.dataDir, location),
@@ -50,4 +61,23 @@ export async function openDatabaseTarget(
   const embeddedUrl = withDatabase(server.adminUrl, EMBEDDED_DATABASE_NAME);
   log({ url: embeddedUrl }, 'embedded PostgreSQL is ready');
   return { url: embeddedUrl, embedded: true, stop: () => server.stop() };
+}
+
+/**
+ * The admin URL of an embedded server already serving `dataDir` on `port` (the service runs while a CLI
+ * such as `npm run keys` is used), so that the CLI shares it instead of failing on the locked directory.
+ */
+async function runningEmbeddedServer(port: number, dataDir: string): Promise<string | undefined> {
+  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1000 });
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ dir: string }>(`SELECT current_setting('data_directory') AS dir`);
+    const [served, ours] = await Promise.all([realpath(rows[0]!.dir), realpath(dataDir)]);
+    return served === ours ? adminUrl : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => {});
+  }
 }

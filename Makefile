@@ -4,6 +4,7 @@
 #   make dev-up        development: hot reload, debug logs, API on 127.0.0.1:8000
 #   make staging-up    staging: the production image, API on 127.0.0.1:8080
 #   make prod-up       production: nginx on 80/443, persistent database volume
+#   make prod-keys ARGS="create --name ops --role officer"   API keys (also list, revoke ID)
 #
 # Each environment reads .env.<env> (copy .env.<env>.example). Add Prometheus and Grafana with
 # COMPOSE_PROFILES=observability (in that file, or on the command line).
@@ -20,13 +21,21 @@ ENVS = dev staging prod
 # when it is missing, so that IMAGE/IMAGE_TAG in the env file can name a published one
 # (`make <env>-build` rebuilds it).
 UP_dev = --build
+# Development runs the TypeScript sources; the image runs them compiled.
+NODE_dev = node --import tsx
+EXT_dev = ts
+NODE_staging = node
+EXT_staging = js
+NODE_prod = node
+EXT_prod = js
 
-.PHONY: help $(foreach e,$(ENVS),$(e)-up $(e)-down $(e)-logs $(e)-ps $(e)-build $(e)-migrate $(e)-config) \
+.PHONY: help $(foreach e,$(ENVS),$(e)-up $(e)-down $(e)-logs $(e)-ps $(e)-build $(e)-migrate $(e)-config $(e)-keys) \
 	dev-seed staging-seed
 .DEFAULT_GOAL := help
 
 help:
 	@echo 'make <env>-up | <env>-down | <env>-logs | <env>-ps | <env>-build | <env>-migrate | <env>-config'
+	@echo '     <env>-keys ARGS="create --name NAME --role viewer|clerk|officer|admin" (or "list", "revoke ID")'
 	@echo '     with <env> one of: $(ENVS); also dev-seed and staging-seed'
 
 .env.%:
@@ -47,6 +56,8 @@ $(1)-migrate: .env.$(1)
 	$$(COMPOSE_$(1)) run --rm migrate
 $(1)-config: .env.$(1)
 	$$(COMPOSE_$(1)) config
+$(1)-keys: .env.$(1)
+	$$(COMPOSE_$(1)) exec api $$(NODE_$(1)) src/cli/keys.$$(EXT_$(1)) $$(ARGS)
 endef
 $(foreach e,$(ENVS),$(eval $(call environment,$(e))))
 

@@ -502,6 +502,15 @@ describe('what the compose files wire together', () => {
     );
   });
 
+  it('hands the API its bootstrap admin key as a secret file in staging and production, and not in development', () => {
+    for (const environment of ['staging', 'production'] as const) {
+      const api = loadProject(environment).services.api!;
+      expect(api.environment).toMatchObject({ BOOTSTRAP_ADMIN_KEY_FILE: '/run/secrets/bootstrap_admin_key' });
+      expect(api.secrets).toContain('bootstrap_admin_key');
+    }
+    expect(loadProject('development').services.api!.environment).not.toHaveProperty('BOOTSTRAP_ADMIN_KEY_FILE');
+  });
+
   it('runs every compose file the Makefile names, with the env file of that environment', () => {
     const makefile = readFileSync(join(REPO_ROOT, 'Makefile'), 'utf8');
     for (const { file, envFile } of Object.values(ENVIRONMENTS)) {

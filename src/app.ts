@@ -24,7 +24,9 @@ import { loggerOptions, logRequestCompleted, registerRequestLogging } from './pl
 import { createMetrics, type Metrics, registerMetrics } from './platform/metrics.ts';
 import { registerOpenApi } from './platform/openapi.ts';
 import { runPeriodically } from './platform/periodic.ts';
+import { registerRateLimit } from './platform/rate-limit.ts';
 import { requestIdFrom } from './platform/request-id.ts';
+import { HEADERS_WITHOUT_HOOKS, registerSecurityHeaders } from './platform/security-headers.ts';
 import { closeConnectionsWhileShuttingDown, type Lifecycle } from './platform/shutdown.ts';
 import { validatorCompiler } from './platform/validation.ts';
 import { statsRoutes } from './stats/stats.routes.ts';
@@ -64,7 +66,7 @@ function routerErrorHandler(metrics: Metrics) {
       logRequestCompleted(request, reply.statusCode, elapsedMs);
       metrics.requestCompleted(request, reply.statusCode, elapsedMs / 1000);
     });
-    reply.header('x-request-id', request.id);
+    reply.header('x-request-id', request.id).headers(HEADERS_WITHOUT_HOOKS);
     return sendProblem(request, reply, toAppError(error));
   };
 }
@@ -111,10 +113,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
 
+  // Before the error handling: @fastify/cors adds a catch-all OPTIONS route, which must not make every
+  // unknown path a known one (405 instead of 404).
+  await registerSecurityHeaders(app, config);
   registerErrorHandling(app);
   registerRequestLogging(app);
   registerMetrics(app, metrics);
+  // Who is calling, then how much they may call, then whether they may: bad keys count against the address.
   registerAuthentication(app, pool);
+  await registerRateLimit(app, { config, registry: metrics.registry });
   registerAuthorization(app, config);
   await registerOpenApi(app, config);
   closeConnectionsWhileShuttingDown(app, lifecycle);

@@ -6,29 +6,25 @@ import type { Pool } from './database.ts';
 import { pendingMigrations } from './migrations.ts';
 import type { Lifecycle } from './shutdown.ts';
 
-const ERROR_MESSAGE_LIMIT = 200;
-
+const Version = Type.String({ pattern: '^[0-9A-Za-z.+-]+$', maxLength: 64 });
+const UptimeSeconds = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 const Healthy = Type.Object({
   status: Type.Literal('ok'),
   checks: Type.Object({ database: Type.Object({ status: Type.Literal('ok'), latency_ms: Type.Number() }) }),
-  version: Type.String(),
-  uptime_s: Type.Integer(),
+  version: Version,
+  uptime_s: UptimeSeconds,
 });
 const Unhealthy = Type.Object({
   status: Type.Literal('unavailable'),
-  checks: Type.Object({ database: Type.Object({ status: Type.Literal('error'), message: Type.String() }) }),
-  version: Type.String(),
-  uptime_s: Type.Integer(),
+  checks: Type.Object({
+    database: Type.Object({ status: Type.Literal('error'), message: Type.String({ maxLength: 200 }) }),
+  }),
+  version: Version,
+  uptime_s: UptimeSeconds,
 });
 
-/** A driver message without credentials or newlines, short enough for a health body. */
-function safeMessage(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
-  return text
-    .replace(/postgres(ql)?:\/\/\S+/g, 'postgres://…')
-    .replace(/\s+/g, ' ')
-    .slice(0, ERROR_MESSAGE_LIMIT);
-}
+// The probes are public: a driver's message (host names, ports, roles) goes to the log, never to a body.
+const reasonOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export function registerHealthRoutes(
   app: FastifyInstance,
@@ -41,13 +37,14 @@ export function registerHealthRoutes(
     '/health',
     {
       schema: {
+        operationId: 'getHealth',
         tags: ['operations'],
         summary: 'Health, including a database round trip',
         description: '200 when the database answers `SELECT 1`, else 503 with the failing check.',
         response: { 200: Healthy, 503: Unhealthy },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const started = performance.now();
       try {
         await pool.query('SELECT 1');
@@ -59,9 +56,10 @@ export function registerHealthRoutes(
           uptime_s: Math.floor((performance.now() - startedAt) / 1000),
         };
       } catch (error) {
+        request.log.warn({ reason: reasonOf(error) }, 'health check: database unavailable');
         return reply.status(503).send({
           status: 'unavailable',
-          checks: { database: { status: 'error', message: safeMessage(error) } },
+          checks: { database: { status: 'error', message: 'database unavailable' } },
           version: config.version,
           uptime_s: Math.floor((performance.now() - startedAt) / 1000),
         });
@@ -73,6 +71,7 @@ export function registerHealthRoutes(
     '/liveness',
     {
       schema: {
+        operationId: 'getLiveness',
         tags: ['operations'],
         summary: 'The process is alive (never touches the database)',
         response: { 200: Type.Object({ status: Type.Literal('alive') }) },
@@ -85,24 +84,27 @@ export function registerHealthRoutes(
     '/readiness',
     {
       schema: {
+        operationId: 'getReadiness',
         tags: ['operations'],
         summary: 'Ready for traffic',
         description:
           '503 while shutting down, while the database is unreachable or when migrations are pending.',
         response: {
           200: Type.Object({ status: Type.Literal('ready') }),
-          503: Type.Object({ status: Type.Literal('not_ready'), reason: Type.String() }),
+          // The reason may list the pending migrations by name.
+          503: Type.Object({ status: Type.Literal('not_ready'), reason: Type.String({ maxLength: 4096 }) }),
         },
       },
     },
-    async (_request, reply) => {
+    async (request, reply) => {
       const notReady = (reason: string) => reply.status(503).send({ status: 'not_ready', reason });
       if (lifecycle.shuttingDown) return notReady('shutting down');
       try {
         const pending = await pendingMigrations(pool);
         if (pending.length > 0) return notReady(`migrations pending: ${pending.join(', ')}`);
       } catch (error) {
-        return notReady(`database unreachable: ${safeMessage(error)}`);
+        request.log.warn({ reason: reasonOf(error) }, 'readiness check: database unreachable');
+        return notReady('database unreachable');
       }
       return { status: 'ready' as const };
     },

@@ -71,6 +71,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
 function routeMatcher(app: FastifyInstance): (path: string) => string[] {
   const routes: { pattern: RegExp; methods: string[] }[] = [];
   app.addHook('onRoute', (route) => {
+    // A catch-all (CORS preflights: OPTIONS *) would make every path a known one.
+    if (route.url === '*') return;
     const source = route.url
       .replace(/[.+?^${}()|[\]\\]/g, '\\$&')
       .replace(/:[A-Za-z_]+/g, '[^/]+')

@@ -91,7 +91,13 @@ describe('nginx.conf as written', () => {
       'X-Forwarded-Host': '$host',
       'X-Request-ID': '$req_id',
     });
-    expect(args(https, 'proxy_hide_header')).toEqual(['X-Request-ID']);
+    // Headers that nginx adds itself are not passed on from the API as well: one copy of each.
+    expect(args(https, 'proxy_hide_header')).toEqual([
+      'X-Request-ID',
+      'X-Content-Type-Options',
+      'X-Frame-Options',
+      'Referrer-Policy',
+    ]);
     const [location] = directives(https, 'location').filter((d) => d.args.join(' ') === '/');
     expect(args(location!.block!, 'proxy_pass')).toEqual(['http://api']);
     // The client's id only when the API would accept it too (1–128 of [A-Za-z0-9._:-]).

@@ -1,7 +1,9 @@
 import { performance } from 'node:perf_hooks';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { createPool } from '../../src/platform/database.ts';
+import { loggerOptions } from '../../src/platform/logging.ts';
 import { buildTestApp, type TestApp, testConfig } from '../helpers/app.ts';
 import { freePort } from '../helpers/ports.ts';
 
@@ -47,14 +49,16 @@ describe('health endpoints', () => {
 });
 
 describe('with the database unreachable', () => {
-  it('fails fast with 503 problems and reports the failing check', async () => {
-    const config = testConfig({ LOG_LEVEL: 'silent' });
+  it('fails fast with 503 problems and reports the failing check, the driver message only in the log', async () => {
+    const config = testConfig({ LOG_LEVEL: 'warn' });
     const pool = createPool(
       `postgres://postgres@127.0.0.1:${await freePort()}/none`,
       config.database,
       () => {},
     );
-    const app = await buildApp({ config, pool });
+    const logs: Record<string, unknown>[] = [];
+    const logger = pino(loggerOptions(config), { write: (line: string) => logs.push(JSON.parse(line)) });
+    const app = await buildApp({ config, pool, logger });
     try {
       const started = performance.now();
       const api = await app.inject({ url: '/api/loans' });
@@ -71,15 +75,33 @@ describe('with the database unreachable', () => {
 
       const health = await app.inject({ url: '/health' });
       expect(health.statusCode).toBe(503);
-      expect(health.json()).toMatchObject({
+      expect(health.json()).toEqual({
         status: 'unavailable',
-        checks: { database: { status: 'error', message: expect.stringContaining('ECONNREFUSED') } },
+        checks: { database: { status: 'error', message: 'database unavailable' } },
+        version: config.version,
+        uptime_s: expect.any(Number),
       });
 
       const readiness = await app.inject({ url: '/readiness' });
       expect(readiness.statusCode).toBe(503);
-      expect(readiness.json().status).toBe('not_ready');
+      expect(readiness.json()).toEqual({ status: 'not_ready', reason: 'database unreachable' });
       expect((await app.inject({ url: '/liveness' })).statusCode).toBe(200);
+
+      // The driver's words are for the operator: in the log of each failing probe, never in a body.
+      for (const [response, msg] of [
+        [health, 'health check: database unavailable'],
+        [readiness, 'readiness check: database unreachable'],
+      ] as const) {
+        expect(response.body).not.toContain('ECONNREFUSED');
+        expect(logs).toContainEqual(
+          expect.objectContaining({
+            level: 'warn',
+            request_id: response.headers['x-request-id'],
+            reason: expect.stringContaining('ECONNREFUSED'),
+            msg,
+          }),
+        );
+      }
     } finally {
       await app.close();
       await pool.end();

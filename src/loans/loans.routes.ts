@@ -1,9 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { type Static, type TObject, Type } from '@sinclair/typebox';
+import type { Static, TObject } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { requestPath } from '../platform/http.ts';
 import { problemResponse } from '../platform/http-errors.ts';
-import { IdParams, problemResponses } from '../platform/schemas.ts';
+import { documentedProblem, IdParams, problemResponses } from '../platform/schemas.ts';
 import { requestFingerprint, type StoredResponse } from './idempotency.ts';
 import {
   approveLoan,
@@ -15,6 +15,7 @@ import {
   recordRepayment,
   rejectLoan,
 } from './loan-commands.ts';
+import { CHECKER_ACTIONS, type LoanAction } from './loan-status.ts';
 import type { Command, CommandRunner, LoanTransaction } from './loan-transaction.ts';
 import { etagOf, repaymentView } from './loan-views.ts';
 import {
@@ -26,11 +27,14 @@ import {
   DisburseBody,
   ListLoansQuery,
   Loan,
-  LoanEvent,
+  LoanEventList,
+  LoanList,
+  MAX_REPAYMENTS_LISTED,
   QuoteQuery,
   ReasonBody,
   Repayment,
   RepaymentBody,
+  RepaymentList,
   ScheduleSchema,
 } from './loans.schemas.ts';
 import type { LoansService } from './loans.service.ts';
@@ -85,6 +89,12 @@ const LIFECYCLE =
   'from the current state → 409 invalid-state-transition with `current_status` and `allowed_actions`. ' +
   'Send `If-Match: <etag>` to act only on the version you saw (412 otherwise). With an `Idempotency-Key`, ' +
   'the first outcome is stored and replayed byte for byte (`Idempotent-Replayed: true`).';
+const REPAYMENTS_BOUND = MAX_REPAYMENTS_LISTED.toLocaleString('en');
+const MAKER_CHECKER =
+  'Maker–checker: the API key that created the loan cannot take this decision (403); another key must.';
+const MAKER_CHECKER_ERROR = {
+  403: documentedProblem(403, 'Problem (403): the API key lacks the officer role, or it created this loan'),
+};
 
 export const loansRoutes: FastifyPluginAsyncTypebox<{
   loans: LoansService;
@@ -104,23 +114,25 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
 
   /** An action on one loan; the command's body type must be the route's body schema's. */
   const action = <Body extends TObject>(
-    name: string,
-    spec: { summary: string; body: Body; keyRequired: boolean; optionalBody: boolean },
+    name: Exclude<LoanAction, 'repayments'>,
+    spec: { operationId: string; summary: string; body: Body; keyRequired: boolean; optionalBody: boolean },
     command: (tx: LoanTransaction, id: string, body: Static<Body>) => Promise<LoanResult>,
-  ) =>
-    app.post(
+  ) => {
+    const checked = CHECKER_ACTIONS.includes(name);
+    return app.post(
       `/api/loans/:id/${name}`,
       {
         config: { role: 'officer' },
         preValidation: spec.optionalBody ? emptyBodyIsObject : undefined,
         schema: {
+          operationId: spec.operationId,
           tags: ['lifecycle'],
           summary: spec.summary,
-          description: LIFECYCLE,
+          description: checked ? `${LIFECYCLE} ${MAKER_CHECKER}` : LIFECYCLE,
           params: IdParams,
           headers: spec.keyRequired ? ActionHeadersKeyRequired : ActionHeaders,
           body: spec.body,
-          response: { 200: Loan, ...ACTION_ERRORS },
+          response: { 200: Loan, ...ACTION_ERRORS, ...(checked ? MAKER_CHECKER_ERROR : {}) },
         },
       },
       (request, reply) =>
@@ -132,12 +144,14 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
           loanResponse(reply, 200),
         ),
     );
+  };
 
   app.post(
     '/api/loans',
     {
       config: { role: 'clerk' },
       schema: {
+        operationId: 'createLoan',
         tags: ['loans'],
         summary: 'Apply for a loan',
         description:
@@ -158,6 +172,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     {
       config: { role: 'viewer' },
       schema: {
+        operationId: 'getLoan',
         tags: ['loans'],
         summary: 'Get a loan',
         params: IdParams,
@@ -175,6 +190,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     {
       config: { role: 'viewer' },
       schema: {
+        operationId: 'listLoans',
         tags: ['loans'],
         summary: 'List loans, newest first',
         description:
@@ -183,7 +199,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
           'public base URL (then absolute; never built from the Host header); the cursor is opaque and keyset-based, ' +
           'so pages stay consistent while loans are created. Unknown query parameters are rejected.',
         querystring: ListLoansQuery,
-        response: { 200: Type.Array(Loan), ...problemResponses(400) },
+        response: { 200: LoanList, ...problemResponses(400) },
       },
     },
     async (request, reply) => {
@@ -200,12 +216,19 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
 
   action(
     'approve',
-    { summary: 'Approve a pending loan', body: ApproveBody, keyRequired: false, optionalBody: true },
+    {
+      operationId: 'approveLoan',
+      summary: 'Approve a pending loan',
+      body: ApproveBody,
+      keyRequired: false,
+      optionalBody: true,
+    },
     approveLoan,
   );
   action(
     'reject',
     {
+      operationId: 'rejectLoan',
       summary: 'Reject a pending loan (reason required)',
       body: ReasonBody,
       keyRequired: false,
@@ -216,6 +239,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   action(
     'disburse',
     {
+      operationId: 'disburseLoan',
       summary: 'Disburse an approved loan; fixes its repayment schedule (Idempotency-Key required)',
       body: DisburseBody,
       keyRequired: true,
@@ -226,6 +250,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   action(
     'default',
     {
+      operationId: 'defaultLoan',
       summary: 'Mark a disbursed loan as defaulted (reason required)',
       body: ReasonBody,
       keyRequired: false,
@@ -239,6 +264,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     {
       config: { role: 'clerk' },
       schema: {
+        operationId: 'recordRepayment',
         tags: ['lifecycle'],
         summary: 'Record a repayment (Idempotency-Key required)',
         description:
@@ -278,10 +304,12 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     {
       config: { role: 'viewer' },
       schema: {
+        operationId: 'listRepayments',
         tags: ['lifecycle'],
         summary: 'Repayments of a loan, oldest first',
+        description: `The whole list, documented up to ${REPAYMENTS_BOUND} repayments.`,
         params: IdParams,
-        response: { 200: Type.Array(Repayment), ...problemResponses(400, 404) },
+        response: { 200: RepaymentList, ...problemResponses(400, 404) },
       },
     },
     async (request) => loans.repayments(request.params.id),
@@ -292,6 +320,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     {
       config: { role: 'viewer' },
       schema: {
+        operationId: 'getSchedule',
         tags: ['lifecycle'],
         summary: 'Repayment schedule',
         description:
@@ -310,12 +339,14 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     {
       config: { role: 'viewer' },
       schema: {
+        operationId: 'listLoanEvents',
         tags: ['lifecycle'],
         summary: 'Audit history of a loan, oldest first',
         description:
-          'Every create, transition and repayment, written in the transaction of the change; never altered.',
+          'Every create, transition and repayment, written in the transaction of the change; never altered. ' +
+          `The whole list: one event per repayment (documented up to ${REPAYMENTS_BOUND}) and at most five others.`,
         params: IdParams,
-        response: { 200: Type.Array(LoanEvent), ...problemResponses(400, 404) },
+        response: { 200: LoanEventList, ...problemResponses(400, 404) },
       },
     },
     async (request) => loans.events(request.params.id),
@@ -326,6 +357,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     {
       config: { role: 'viewer' },
       schema: {
+        operationId: 'getLoanQuote',
         tags: ['lifecycle'],
         summary: 'Quote the schedule a new loan would get, without creating anything',
         querystring: QuoteQuery,

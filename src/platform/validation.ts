@@ -7,12 +7,18 @@ import { isStorableInstant } from './timestamps.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
+/**
+ * The schema keyword holding a value's message for clients, used instead of Ajv's. An `x-` extension, so
+ * that the OpenAPI document generated from the schemas holds standard keywords only.
+ */
+export const ERROR_MESSAGE = 'x-error-message';
+
 const common: Options = {
   allErrors: true,
   removeAdditional: false, // unknown fields are errors, never silently dropped
   useDefaults: true,
-  strict: false, // schemas carry OpenAPI-only keywords such as `errorMessage` and `example`
-  verbose: true, // errors carry their schema, for `errorMessage`
+  strict: false, // schemas carry OpenAPI-only keywords such as `x-error-message` and `example`
+  verbose: true, // errors carry their schema, for `x-error-message`
 };
 
 const rfc3339 = (fullFormats['date-time'] as { validate: (value: string) => boolean }).validate;
@@ -68,7 +74,7 @@ function describeType(type: unknown): string {
 
 function messageFor(error: ErrorObject): string {
   const params = error.params as Record<string, unknown>;
-  const custom = (error.parentSchema as { errorMessage?: string } | undefined)?.errorMessage;
+  const custom = (error.parentSchema as { [ERROR_MESSAGE]?: string } | undefined)?.[ERROR_MESSAGE];
   switch (error.keyword) {
     case 'required':
       return 'is required';

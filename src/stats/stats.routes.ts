@@ -9,6 +9,7 @@ export const statsRoutes: FastifyPluginAsyncTypebox<{ stats: StatsService }> = a
     {
       config: { role: 'viewer' },
       schema: {
+        operationId: 'getStats',
         tags: ['stats'],
         summary: 'Portfolio statistics',
         description:

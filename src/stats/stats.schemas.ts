@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { LOAN_STATUSES } from '../loans/loan-status.ts';
-import { CurrencyInput, MoneyString, Timestamp } from '../platform/schemas.ts';
+import { Count, CurrencyInput, MoneyString, Timestamp } from '../platform/schemas.ts';
 
 export const StatsQuery = Type.Object(
   { currency: Type.Optional(CurrencyInput) },
@@ -8,17 +8,17 @@ export const StatsQuery = Type.Object(
 );
 
 const CurrencyAmounts = Type.Object({
-  loans: Type.Integer(),
+  loans: Count(),
   total_amount: MoneyString,
   avg_amount: MoneyString,
   outstanding_principal: MoneyString,
-  par30_ratio: Type.String({ pattern: '^[0-9]+\\.[0-9]{4}$', examples: ['0.0000'] }),
+  par30_ratio: Type.String({ pattern: '^[0-9]+\\.[0-9]{4}$', maxLength: 6, examples: ['0.0000'] }),
 });
 
 export const Stats = Type.Object({
-  total_loans: Type.Integer(),
-  by_status: Type.Object(Object.fromEntries(LOAN_STATUSES.map((status) => [status, Type.Integer()]))),
-  by_currency: Type.Record(Type.String(), Type.Integer()),
+  total_loans: Count(),
+  by_status: Type.Object(Object.fromEntries(LOAN_STATUSES.map((status) => [status, Count()]))),
+  by_currency: Type.Record(Type.String(), Count()),
   amounts: Type.Record(Type.String(), CurrencyAmounts),
   as_of: Timestamp,
 });

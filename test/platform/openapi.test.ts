@@ -35,7 +35,10 @@ interface Document {
   info: { title: string; version: string; description?: string };
   tags: { name: string }[];
   paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, Record<string, unknown>> };
+  components: {
+    schemas: Record<string, Record<string, unknown>>;
+    headers: Record<string, Record<string, unknown>>;
+  };
 }
 
 const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
@@ -208,8 +211,9 @@ describe('GET /openapi.json', () => {
   it('is structurally valid: resolvable references, declared path parameters, described responses', () => {
     const json = JSON.stringify(doc);
     for (const [, ref] of json.matchAll(/"\$ref":"([^"]+)"/g)) {
-      expect(ref).toMatch(/^#\/components\/schemas\/[A-Za-z0-9._-]+$/);
-      expect(doc.components.schemas, ref).toHaveProperty([ref!.split('/').pop()!]);
+      const [, kind, name] = /^#\/components\/(schemas|headers)\/([A-Za-z0-9._-]+)$/.exec(ref!) ?? [];
+      expect(kind, ref).toBeDefined();
+      expect(doc.components[kind as 'schemas' | 'headers'], ref).toHaveProperty([name!]);
     }
     for (const [path, item] of Object.entries(doc.paths)) {
       expect(path).toMatch(/^\/[^?#]*$/);

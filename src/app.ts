@@ -20,6 +20,11 @@ import type { Pool } from './platform/database.ts';
 import { registerHealthRoutes } from './platform/health.ts';
 import { BODY_LIMIT_BYTES, registerErrorHandling, sendProblem, toAppError } from './platform/http-errors.ts';
 import { parseJsonBody } from './platform/json-body.ts';
+import {
+  closeConnectionsWhileShuttingDown,
+  type Lifecycle,
+  refuseWhileStarting,
+} from './platform/lifecycle.ts';
 import { loggerOptions, logRequestCompleted, registerRequestLogging } from './platform/logging.ts';
 import { createMetrics, type Metrics, registerMetrics } from './platform/metrics.ts';
 import { registerOpenApi } from './platform/openapi.ts';
@@ -27,7 +32,6 @@ import { runPeriodically } from './platform/periodic.ts';
 import { registerRateLimit } from './platform/rate-limit.ts';
 import { requestIdFrom } from './platform/request-id.ts';
 import { HEADERS_WITHOUT_HOOKS, registerSecurityHeaders } from './platform/security-headers.ts';
-import { closeConnectionsWhileShuttingDown, type Lifecycle } from './platform/shutdown.ts';
 import { validatorCompiler } from './platform/validation.ts';
 import { statsRoutes } from './stats/stats.routes.ts';
 import { createStatsService } from './stats/stats.service.ts';
@@ -35,6 +39,8 @@ import { createStatsService } from './stats/stats.service.ts';
 export interface AppDeps {
   config: Config;
   pool: Pool;
+  /** Lists and stats read here (a standby, DATABASE_READ_URL); everything else, the primary `pool`. */
+  readPool?: Pool;
   lifecycle?: Lifecycle;
   /** A ready logger (tests capture lines with it); otherwise one is built from config. */
   logger?: FastifyBaseLogger;
@@ -74,6 +80,7 @@ function routerErrorHandler(metrics: Metrics) {
 /** Builds the application without listening: the server listens, tests inject. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const { config, pool } = deps;
+  const readPool = deps.readPool ?? pool;
   const lifecycle = deps.lifecycle ?? { shuttingDown: false };
   const metrics = createMetrics({ config, pool });
   const app = Fastify({
@@ -125,11 +132,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerAuthorization(app, config);
   await registerOpenApi(app, config);
   closeConnectionsWhileShuttingDown(app, lifecycle);
+  refuseWhileStarting(app, lifecycle);
   registerHealthRoutes(app, { config, pool, lifecycle });
 
   const clock = deps.clock ?? (() => new Date());
   await app.register(loansRoutes, {
-    loans: createLoansService({ pool, config, clock }),
+    loans: createLoansService({ pool, readPool, config, clock }),
     commands: createCommandRunner({
       pool,
       config,
@@ -138,10 +146,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     }),
     publicBaseUrl: config.publicBaseUrl,
   });
-  await app.register(statsRoutes, { stats: createStatsService({ pool, clock }) });
+  await app.register(statsRoutes, { stats: createStatsService({ pool: readPool, clock }) });
 
-  for (const [name, job] of Object.entries(LOAN_JOBS)) {
-    runPeriodically(app, name, job.intervalMs, () => job.run({ pool, config }));
-  }
+  if (config.jobsInProcess)
+    for (const [name, job] of Object.entries(LOAN_JOBS)) {
+      runPeriodically(app, name, job.intervalMs, () => job.run({ pool, config }));
+    }
   return app;
 }

@@ -22,6 +22,14 @@ export interface Config {
   http: { requestTimeoutMs: number; headersTimeoutMs: number; keepAliveTimeoutMs: number };
   /** undefined: the app starts its own embedded PostgreSQL. */
   databaseUrl: string | undefined;
+  /** A standby (or its pooler) for lists and stats; unset: they read the primary too. */
+  databaseReadUrl: string | undefined;
+  /** A direct, non-pooled URL for `db:migrate` (session advisory locks); unset: DATABASE_URL. */
+  migrationDatabaseUrl: string | undefined;
+  /** Apply pending migrations when the server starts; otherwise readiness stays 503 until they are. */
+  migrateOnStart: boolean;
+  /** Run the periodic jobs (loans/jobs.ts) in this process; else `npm run jobs` (a CronJob) does. */
+  jobsInProcess: boolean;
   database: { poolMax: number; connectTimeoutMs: number; statementTimeoutMs: number };
   embedded: { dataDir: string; port: number };
   log: { level: LogLevel; pretty: boolean };
@@ -53,6 +61,8 @@ export interface Config {
   /** Largest loan amount in major units, per currency; `default` applies to the others. */
   loanMaxAmount: { default: string; byCurrency: Readonly<Record<string, string>> };
   shutdownTimeoutMs: number;
+  /** After SIGTERM: keep serving (readiness 503) this long, so load balancers stop sending first. */
+  shutdownDrainDelayMs: number;
   /** How long a request waits for another one holding its Idempotency-Key; how long keys are kept. */
   idempotency: { waitMs: number; ttlHours: number };
   version: string;
@@ -69,6 +79,9 @@ interface EnvDefaults {
   rateLimitEnabled: boolean;
   /** The `<env>` of the API keys made here: `bl_<env>_<random>`. */
   keyTag: string;
+  /** Staging and production migrate as a step of their own (a compose service, a Kubernetes Job). */
+  migrateOnStart: boolean;
+  jobsInProcess: boolean;
 }
 const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
   development: {
@@ -78,6 +91,8 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     authForced: false,
     rateLimitEnabled: false,
     keyTag: 'dev',
+    migrateOnStart: true,
+    jobsInProcess: true,
   },
   test: {
     logLevel: 'warn',
@@ -86,6 +101,8 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     authForced: false,
     rateLimitEnabled: false,
     keyTag: 'test',
+    migrateOnStart: true,
+    jobsInProcess: false,
   },
   staging: {
     logLevel: 'info',
@@ -94,6 +111,8 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     authForced: true,
     rateLimitEnabled: true,
     keyTag: 'staging',
+    migrateOnStart: false,
+    jobsInProcess: false,
   },
   production: {
     logLevel: 'warn',
@@ -102,6 +121,8 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     authForced: true,
     rateLimitEnabled: true,
     keyTag: 'prod',
+    migrateOnStart: false,
+    jobsInProcess: false,
   },
 };
 
@@ -262,20 +283,18 @@ function corsOrigins(env: Env): readonly string[] {
   return Object.freeze(origins);
 }
 
-function databaseUrl(env: Env): string | undefined {
-  const url = secret(env, 'DATABASE_URL');
+/** A PostgreSQL URL from NAME or NAME_FILE. */
+function postgresUrl(env: Env, name: string): string | undefined {
+  const url = secret(env, name);
   if (url === undefined) return undefined;
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    throw new ConfigError(
-      'DATABASE_URL',
-      'is not a valid URL (expected postgres://user:password@host:5432/db)',
-    );
+    throw new ConfigError(name, 'is not a valid URL (expected postgres://user:password@host:5432/db)');
   }
   if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
-    throw new ConfigError('DATABASE_URL', `must start with postgres:// (got ${parsed.protocol}//)`);
+    throw new ConfigError(name, `must start with postgres:// (got ${parsed.protocol}//)`);
   }
   return url;
 }
@@ -365,7 +384,7 @@ export function loadConfig(
   const env = withOverrides(environment, options.overrides ?? {});
   const appEnv = oneOf(env, 'APP_ENV', APP_ENVS, 'development');
   const defaults = ENV_DEFAULTS[appEnv];
-  const url = databaseUrl(env);
+  const url = postgresUrl(env, 'DATABASE_URL');
   if (url === undefined && !defaults.embeddedAllowed) {
     throw new ConfigError(
       'DATABASE_URL',
@@ -389,6 +408,10 @@ export function loadConfig(
     port,
     http: httpTimeouts(env),
     databaseUrl: url,
+    databaseReadUrl: postgresUrl(env, 'DATABASE_READ_URL'),
+    migrationDatabaseUrl: postgresUrl(env, 'MIGRATION_DATABASE_URL'),
+    migrateOnStart: boolean(env, 'MIGRATE_ON_START', defaults.migrateOnStart),
+    jobsInProcess: boolean(env, 'JOBS_IN_PROCESS', defaults.jobsInProcess),
     database,
     embedded: Object.freeze({
       dataDir: resolve(env.EMBEDDED_PG_DATA_DIR || '.data/postgres'),
@@ -410,6 +433,7 @@ export function loadConfig(
       byCurrency: Object.freeze(maxAmountByCurrency(env)),
     }),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
+    shutdownDrainDelayMs: integer(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 120000),
     idempotency: Object.freeze({
       waitMs: idempotencyWaitMs(env, database.statementTimeoutMs),
       ttlHours: integer(env, 'IDEMPOTENCY_TTL_HOURS', 24, 24, 8760),

@@ -1,48 +1,89 @@
-// Entrypoint: config → database (embedded or DATABASE_URL) → migrate → seed → API keys → listen; graceful close.
-import pino from 'pino';
+// Entrypoint: config → database (embedded or DATABASE_URL) → migrate (MIGRATE_ON_START) → listen → seed
+// and API keys once the schema is current; graceful drain and close.
+import { setTimeout as sleep } from 'node:timers/promises';
+import pino, { type Logger } from 'pino';
 import { buildApp } from './app.ts';
-import { readConfigOrExit } from './config.ts';
+import { type Config, readConfigOrExit } from './config.ts';
 import { seedOriginalLoans } from './loans/seed.ts';
 import { prepareAuthentication } from './platform/auth.ts';
-import { createPool, type Pool } from './platform/database.ts';
+import { applyStatementTimeout, createPool, type Pool } from './platform/database.ts';
 import { type DatabaseTarget, openDatabaseTarget } from './platform/database-target.ts';
+import type { Lifecycle } from './platform/lifecycle.ts';
 import { loggerOptions } from './platform/logging.ts';
-import { migrateUp } from './platform/migrations.ts';
+import { migrateUp, pendingMigrations } from './platform/migrations.ts';
+
+const MIGRATION_POLL_MS = 2000;
+
+/** Waits (readiness 503, /api 503) until another step — `npm run db:migrate`, a Job — has migrated. */
+async function waitForMigrations(pool: Pool, logger: Logger, lifecycle: Lifecycle): Promise<void> {
+  let reported = false;
+  for (;;) {
+    const pending = await pendingMigrations(pool).catch(() => ['(database unreachable)']);
+    if (pending.length === 0 || lifecycle.shuttingDown) return;
+    if (!reported)
+      logger.warn({ pending }, 'waiting for migrations: run npm run db:migrate (MIGRATE_ON_START=false)');
+    reported = true;
+    await sleep(MIGRATION_POLL_MS);
+  }
+}
+
+/** What has to be true before /api serves: the schema, the seed (development), a way to authenticate. */
+async function prepare(config: Config, pool: Pool, logger: Logger, lifecycle: Lifecycle): Promise<void> {
+  await waitForMigrations(pool, logger, lifecycle);
+  if (config.seedOnStart) {
+    const inserted = await seedOriginalLoans(pool, config);
+    logger.info({ inserted }, inserted > 0 ? 'seeded the original loans' : 'seed data already present');
+  }
+  const authWarning = await prepareAuthentication(pool, config);
+  if (authWarning) logger.warn(authWarning);
+  lifecycle.starting = false;
+}
 
 async function main(): Promise<void> {
   const config = readConfigOrExit();
   const logger = pino(loggerOptions(config));
   let target: DatabaseTarget | undefined;
-  let pool: Pool | undefined;
+  const pools: Pool[] = [];
 
   try {
     target = await openDatabaseTarget(config, { log: (details, message) => logger.info(details, message) });
     const databaseUrl = target.url;
-
-    const applied = await migrateUp(databaseUrl);
-    logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema is up to date');
-
-    const openPool = createPool(databaseUrl, config.database, (error) =>
-      logger.warn({ err: error }, 'idle database connection failed'),
-    );
-    pool = openPool;
-    if (config.seedOnStart) {
-      const inserted = await seedOriginalLoans(openPool, config);
-      logger.info({ inserted }, inserted > 0 ? 'seeded the original loans' : 'seed data already present');
+    if (config.migrateOnStart) {
+      const applied = await migrateUp(databaseUrl);
+      logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema is up to date');
     }
-    const authWarning = await prepareAuthentication(openPool, config);
-    if (authWarning) logger.warn(authWarning);
+    // Directly when a direct URL is given: a pooler's connections opened before would not see it.
+    await applyStatementTimeout(
+      config.migrationDatabaseUrl ?? databaseUrl,
+      config.database.statementTimeoutMs,
+    );
 
-    const lifecycle = { shuttingDown: false };
-    const app = await buildApp({ config, pool: openPool, lifecycle, logger });
+    const onIdleError = (error: Error) => logger.warn({ err: error }, 'idle database connection failed');
+    const pool = createPool(databaseUrl, config.database, onIdleError);
+    pools.push(pool);
+    const readPool = config.databaseReadUrl
+      ? createPool(config.databaseReadUrl, config.database, onIdleError)
+      : pool;
+    if (readPool !== pool) pools.push(readPool);
+
+    const lifecycle: Lifecycle = { starting: true, shuttingDown: false };
+    const app = await buildApp({ config, pool, readPool, lifecycle, logger });
+    // Listening before the API is prepared: the probes answer (readiness 503) while it waits.
     await app.listen({ host: config.host, port: config.port });
-    const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
-    logger.info({ env: config.env, version: config.version }, `API: ${base}/api/loans  Docs: ${base}/docs`);
+    const prepared = prepare(config, pool, logger, lifecycle);
 
-    // Order matters: stop accepting and drain requests, close the pool, then stop the database.
+    // Order matters: stop being ready, keep serving while load balancers notice, stop accepting and
+    // drain requests, close the pools, then stop the database.
     const shutdown = async (signal: string) => {
       if (lifecycle.shuttingDown) return;
       lifecycle.shuttingDown = true;
+      if (config.shutdownDrainDelayMs > 0) {
+        logger.info(
+          { signal, delayMs: config.shutdownDrainDelayMs },
+          'shutting down: not ready, still serving',
+        );
+        await sleep(config.shutdownDrainDelayMs);
+      }
       logger.info({ signal }, 'shutting down: draining in-flight requests');
       setTimeout(() => {
         logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
@@ -50,7 +91,8 @@ async function main(): Promise<void> {
       }, config.shutdownTimeoutMs).unref();
       await app.close();
       logger.info('http server closed');
-      await openPool.end();
+      await prepared.catch(() => {});
+      for (const open of pools) await open.end();
       logger.info('database pool closed');
       if (target?.embedded) {
         await target.stop();
@@ -61,10 +103,13 @@ async function main(): Promise<void> {
     };
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
     process.once('SIGINT', () => void shutdown('SIGINT'));
+    await prepared;
+    const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+    logger.info({ env: config.env, version: config.version }, `API: ${base}/api/loans  Docs: ${base}/docs`);
   } catch (error) {
     logger.fatal({ err: error }, `startup failed: ${error instanceof Error ? error.message : String(error)}`);
     // Close our connections before the database goes away, so nothing is cut off mid-flight.
-    await pool?.end().catch(() => {});
+    for (const open of pools) await open.end().catch(() => {});
     await target?.stop();
     logger.flush();
     process.exit(1);

@@ -275,3 +275,43 @@ describe('authentication, rate limits and CORS', () => {
     expect(errorOf({ CORS_ORIGINS: '*' }).variable).toBe('CORS_ORIGINS');
   });
 });
+
+describe('running beyond one machine', () => {
+  const server = { DATABASE_URL: 'postgres://u:p@db:5432/loans' };
+
+  it('migrates and runs jobs in process in development only, by default', () => {
+    expect(loadConfig({})).toMatchObject({
+      migrateOnStart: true,
+      jobsInProcess: true,
+      shutdownDrainDelayMs: 0,
+    });
+    expect(loadConfig({ APP_ENV: 'test' })).toMatchObject({ migrateOnStart: true, jobsInProcess: false });
+    for (const env of ['staging', 'production']) {
+      expect(loadConfig({ APP_ENV: env, ...server })).toMatchObject({
+        migrateOnStart: false,
+        jobsInProcess: false,
+      });
+    }
+    expect(
+      loadConfig({ APP_ENV: 'production', ...server, MIGRATE_ON_START: 'true', JOBS_IN_PROCESS: 'true' }),
+    ).toMatchObject({ migrateOnStart: true, jobsInProcess: true });
+  });
+
+  it('takes the read, migration and drain settings', () => {
+    const config = loadConfig({
+      ...server,
+      DATABASE_READ_URL: 'postgres://u:p@db-ro:5432/loans',
+      MIGRATION_DATABASE_URL: 'postgres://u:p@db-rw:5432/loans',
+      SHUTDOWN_DRAIN_DELAY_MS: '5000',
+    });
+    expect(config).toMatchObject({
+      databaseReadUrl: 'postgres://u:p@db-ro:5432/loans',
+      migrationDatabaseUrl: 'postgres://u:p@db-rw:5432/loans',
+      shutdownDrainDelayMs: 5000,
+    });
+    expect(errorOf({ DATABASE_READ_URL: 'mysql://x/y' }).message).toBe(
+      'DATABASE_READ_URL must start with postgres:// (got mysql://)',
+    );
+    expect(errorOf({ SHUTDOWN_DRAIN_DELAY_MS: '-1' }).variable).toBe('SHUTDOWN_DRAIN_DELAY_MS');
+  });
+});

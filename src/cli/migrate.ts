@@ -1,6 +1,8 @@
 // npm run db:migrate [-- --database-url URL]: applies pending migrations to that database, to
-// DATABASE_URL, or to the embedded database.
+// MIGRATION_DATABASE_URL (direct, not through a pooler: migrations hold a session advisory lock), to
+// DATABASE_URL, or to the embedded database; then stores the service's statement timeout with its role.
 import { readConfigOrExit } from '../config.ts';
+import { applyStatementTimeout } from '../platform/database.ts';
 import { openDatabaseTarget } from '../platform/database-target.ts';
 import { migrateUp } from '../platform/migrations.ts';
 import { argsOrExit, parseArgs } from './args.ts';
@@ -16,9 +18,14 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const config = readConfigOrExit({ databaseUrl: args['database-url'] });
-  const target = await openDatabaseTarget(config, { log: (_details, message) => console.error(message) });
+  const url = args['database-url'] ?? config.migrationDatabaseUrl;
+  const target = await openDatabaseTarget(config, {
+    url,
+    log: (_details, message) => console.error(message),
+  });
   try {
     const applied = await migrateUp(target.url);
+    await applyStatementTimeout(target.url, config.database.statementTimeoutMs);
     if (applied.length === 0) console.log('schema is up to date');
     for (const name of applied) console.log(`applied migration ${name}`);
   } finally {

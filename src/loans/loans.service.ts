@@ -20,8 +20,12 @@ export interface LoanPage {
   nextCursor: string | undefined;
 }
 
-export function createLoansService(deps: { pool: Pool; config: Config; clock: () => Date }) {
-  const { pool, config, clock } = deps;
+/**
+ * `readPool` serves the list only: a page may lag the primary by the standby's replay delay. Everything
+ * else reads the primary, so a loan just changed is never read stale.
+ */
+export function createLoansService(deps: { pool: Pool; readPool: Pool; config: Config; clock: () => Date }) {
+  const { pool, readPool, config, clock } = deps;
   const today = () => calendarDateOf(clock());
 
   async function load(id: string): Promise<LoanRow> {
@@ -53,7 +57,7 @@ export function createLoansService(deps: { pool: Pool; config: Config; clock: ()
         createdAfter: query.created_after,
         createdBefore: query.created_before,
       };
-      const rows = await listLoans(pool, filters, after, query.limit + 1);
+      const rows = await listLoans(readPool, filters, after, query.limit + 1);
       const page = rows.slice(0, query.limit);
       const last = page.at(-1);
       const nextCursor =

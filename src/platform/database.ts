@@ -107,7 +107,8 @@ export function createPool(
     connectionString: url,
     max: options.poolMax,
     connectionTimeoutMillis: options.connectTimeoutMs,
-    statement_timeout: options.statementTimeoutMs,
+    // No statement_timeout here: pg sends it as a startup parameter, which PgBouncer refuses (or drops);
+    // applyStatementTimeout stores it with the role instead.
     idleTimeoutMillis: 30_000,
     application_name: 'branch-loans',
   });
@@ -168,6 +169,27 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     return true;
   if (error instanceof AggregateError) return error.errors.some(isDatabaseUnavailable);
   return UNAVAILABLE_MESSAGES.test(error.message);
+}
+
+/**
+ * Makes `ms` the statement timeout of every new session of this role in this database. Stored with the
+ * role (`ALTER ROLE … IN DATABASE … SET`), it needs no startup parameter and no statement per request,
+ * so it holds through a transaction-mode pooler; connections the pooler opened before keep their old
+ * value until it recycles them.
+ */
+export async function applyStatementTimeout(url: string, ms: number): Promise<void> {
+  if (!Number.isInteger(ms) || ms < 0) throw new RangeError(`statement timeout ${ms} is not a whole number of ms`);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(
+      `DO $$ BEGIN
+         EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I SET statement_timeout = %L', current_database(), '${ms}ms');
+       END $$`,
+    );
+  } finally {
+    await client.end();
+  }
 }
 
 /** Creates database `name` on the server behind `adminUrl` unless it exists (safe when raced). */

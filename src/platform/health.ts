@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Pool } from './database.ts';
 import { pendingMigrations } from './migrations.ts';
-import type { Lifecycle } from './shutdown.ts';
+import type { Lifecycle } from './lifecycle.ts';
 
 const Version = Type.String({ pattern: '^[0-9A-Za-z.+-]+$', maxLength: 64 });
 const UptimeSeconds = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
@@ -106,6 +106,7 @@ export function registerHealthRoutes(
         request.log.warn({ reason: reasonOf(error) }, 'readiness check: database unreachable');
         return notReady('database unreachable');
       }
+      if (lifecycle.starting) return notReady('starting');
       return { status: 'ready' as const };
     },
   );

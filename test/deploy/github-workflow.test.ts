@@ -564,11 +564,11 @@ const BAD: Record<keyof typeof RULES, Bad[]> = {
   'installs the Debian packages .ci/run installs before the tests': [
     bad(
       (w) => (stepOf(w, 'test-embedded', aptInstall).run = 'apt-get update && apt-get install -y nginx'),
-      'test-embedded: does not apt-get install chromium prometheus openssl curl shellcheck redis-server',
+      'test-embedded: does not apt-get install chromium prometheus openssl curl shellcheck redis-server pgbouncer',
     ),
     bad(
       (w) => (job(w, 'test-server').steps = job(w, 'test-server').steps.filter((s) => !aptInstall(s))),
-      'test-server: does not apt-get install chromium prometheus nginx openssl curl shellcheck redis-server',
+      'test-server: does not apt-get install chromium prometheus nginx openssl curl shellcheck redis-server pgbouncer',
     ),
   ],
   'puts no secret in a run script': [
@@ -712,7 +712,16 @@ describe('GitHub workflow', () => {
 
   it("takes the test command from the README's quick start and the packages from .ci/run", () => {
     expect(README_TEST_COMMAND).toBe('npm test');
-    expect(CI_PACKAGES).toEqual(['chromium', 'prometheus', 'nginx', 'openssl', 'curl', 'shellcheck', 'redis-server']);
+    expect(CI_PACKAGES).toEqual([
+      'chromium',
+      'prometheus',
+      'nginx',
+      'openssl',
+      'curl',
+      'shellcheck',
+      'redis-server',
+      'pgbouncer',
+    ]);
     expect(readmeTestCommand('## Quick start\n\n```sh\nnpm ci\nnpm test -- --bail  # fast\n```\n')).toBe(
       'npm test -- --bail',
     );

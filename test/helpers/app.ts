@@ -4,7 +4,7 @@ import { buildApp } from '../../src/app.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { createPool, type Pool } from '../../src/platform/database.ts';
 import { loggerOptions } from '../../src/platform/logging.ts';
-import type { Lifecycle } from '../../src/platform/shutdown.ts';
+import type { Lifecycle } from '../../src/platform/lifecycle.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
 export interface TestApp {

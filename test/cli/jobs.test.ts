@@ -1,0 +1,58 @@
+// npm run jobs -- purge-idempotency-keys, run once as a process on a database of its own.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+
+const exec = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(() => db.drop());
+
+async function jobs(env: Record<string, string>, ...args: string[]) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'src/cli/jobs.ts', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, APP_ENV: 'test', DATABASE_URL: db.url, ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('npm run jobs', () => {
+  it('purges the idempotency keys older than IDEMPOTENCY_TTL_HOURS, once', async () => {
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      await client.query(
+        `INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body, created_at)
+         SELECT 'anonymous', 'k' || h, 'f', 201, '{}', '{}', now() - make_interval(hours => h)
+           FROM unnest(ARRAY[1, 30, 47, 49, 100]) AS h`,
+      );
+      expect(await jobs({ IDEMPOTENCY_TTL_HOURS: '48' }, 'purge-idempotency-keys')).toEqual({
+        code: 0,
+        stdout: 'purge-idempotency-keys: 2 rows\n',
+        stderr: '',
+      });
+      const left = await client.query('SELECT key FROM idempotency_keys ORDER BY key');
+      expect(left.rows.map((row) => row.key)).toEqual(['k1', 'k30', 'k47']);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('names the jobs it knows when asked for another', async () => {
+    const result = await jobs({}, 'vacuum');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe('jobs: unknown job "vacuum"; usage: npm run jobs -- purge-idempotency-keys\n');
+  });
+});

@@ -178,7 +178,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
  * value until it recycles them.
  */
 export async function applyStatementTimeout(url: string, ms: number): Promise<void> {
-  if (!Number.isInteger(ms) || ms < 0) throw new RangeError(`statement timeout ${ms} is not a whole number of ms`);
+  if (!Number.isInteger(ms) || ms < 0)
+    throw new RangeError(`statement timeout ${ms} is not a whole number of ms`);
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {

@@ -3,8 +3,8 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config.ts';
 import type { Pool } from './database.ts';
-import { pendingMigrations } from './migrations.ts';
 import type { Lifecycle } from './lifecycle.ts';
+import { pendingMigrations } from './migrations.ts';
 
 const Version = Type.String({ pattern: '^[0-9A-Za-z.+-]+$', maxLength: 64 });
 const UptimeSeconds = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });

@@ -508,7 +508,9 @@ describe('what the compose files wire together', () => {
       expect(api.environment).toMatchObject({ BOOTSTRAP_ADMIN_KEY_FILE: '/run/secrets/bootstrap_admin_key' });
       expect(api.secrets).toContain('bootstrap_admin_key');
     }
-    expect(loadProject('development').services.api!.environment).not.toHaveProperty('BOOTSTRAP_ADMIN_KEY_FILE');
+    expect(loadProject('development').services.api!.environment).not.toHaveProperty(
+      'BOOTSTRAP_ADMIN_KEY_FILE',
+    );
   });
 
   it('runs every compose file the Makefile names, with the env file of that environment', () => {

@@ -39,7 +39,9 @@ describe('a replica with MIGRATE_ON_START=false', () => {
     expect(await status('/liveness')).toBe(200);
     const readiness = await fetch(`${base}/readiness`);
     expect(readiness.status).toBe(503);
-    expect(((await readiness.json()) as { reason: string }).reason).toMatch(/^migrations pending: 0001_loans, /);
+    expect(((await readiness.json()) as { reason: string }).reason).toMatch(
+      /^migrations pending: 0001_loans, /,
+    );
     const api = await fetch(`${base}/api/loans`);
     expect(api.status).toBe(503);
     expect(api.headers.get('retry-after')).toBe('5');

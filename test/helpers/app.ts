@@ -3,8 +3,8 @@ import pino from 'pino';
 import { buildApp } from '../../src/app.ts';
 import { type Config, loadConfig } from '../../src/config.ts';
 import { createPool, type Pool } from '../../src/platform/database.ts';
-import { loggerOptions } from '../../src/platform/logging.ts';
 import type { Lifecycle } from '../../src/platform/lifecycle.ts';
+import { loggerOptions } from '../../src/platform/logging.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
 export interface TestApp {

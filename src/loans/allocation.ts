@@ -29,6 +29,9 @@ export interface Allocation<T extends InstallmentDue = InstallmentDue> {
   outstandingMinor: bigint;
 }
 
+/** Enough for any real loan; the bound that the lists of repayments and events are documented with. */
+export const MAX_REPAYMENTS_PER_LOAN = 10_000;
+
 export const INSTALLMENT_STATUSES = ['pending', 'partial', 'paid', 'overdue'] as const;
 export type InstallmentStatus = (typeof INSTALLMENT_STATUSES)[number];
 

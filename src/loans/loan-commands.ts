@@ -6,7 +6,7 @@ import { formatMoney } from '../money/money.ts';
 import { ANONYMOUS } from '../platform/auth.ts';
 import { calendarDateOf } from '../platform/calendar.ts';
 import { AppError, notFound, validationError } from '../platform/errors.ts';
-import { planRepayment } from './allocation.ts';
+import { MAX_REPAYMENTS_PER_LOAN, planRepayment } from './allocation.ts';
 import { appendEvent, type EventType } from './events.repository.ts';
 import {
   allowedActions,
@@ -125,6 +125,12 @@ export async function recordRepayment(
   if ('reason' in amount) throw validationError([inBody('amount', amount.reason)]);
   const paidOn = pastDate(body.paid_on, calendarDateOf(now), 'paid_on', loan.disbursed_on!);
   const prior = (await listRepayments(tx.client, id)).map((row) => BigInt(row.amount_minor));
+  if (prior.length >= MAX_REPAYMENTS_PER_LOAN) {
+    throw new AppError('validation-error', {
+      status: 422,
+      detail: `a loan takes at most ${MAX_REPAYMENTS_PER_LOAN} repayments; pay what is outstanding in one`,
+    });
+  }
   const planned = planRepayment(scheduleOf(loan, loan.disbursed_on!), prior, amount.minor, paidOn);
   if (!planned.accepted) {
     const owed = formatMoney(planned.outstandingMinor, loan.currency);

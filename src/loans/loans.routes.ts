@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { requestPath } from '../platform/http.ts';
 import { problemResponse } from '../platform/http-errors.ts';
 import { documentedProblem, IdParams, problemResponses } from '../platform/schemas.ts';
+import { MAX_REPAYMENTS_PER_LOAN } from './allocation.ts';
 import { requestFingerprint, type StoredResponse } from './idempotency.ts';
 import {
   approveLoan,
@@ -29,7 +30,6 @@ import {
   Loan,
   LoanEventList,
   LoanList,
-  MAX_REPAYMENTS_LISTED,
   QuoteQuery,
   ReasonBody,
   Repayment,
@@ -89,7 +89,7 @@ const LIFECYCLE =
   'from the current state → 409 invalid-state-transition with `current_status` and `allowed_actions`. ' +
   'Send `If-Match: <etag>` to act only on the version you saw (412 otherwise). With an `Idempotency-Key`, ' +
   'the first outcome is stored and replayed byte for byte (`Idempotent-Replayed: true`).';
-const REPAYMENTS_BOUND = MAX_REPAYMENTS_LISTED.toLocaleString('en');
+const REPAYMENTS_BOUND = MAX_REPAYMENTS_PER_LOAN.toLocaleString('en');
 const MAKER_CHECKER =
   'Maker–checker: the API key that created the loan cannot take this decision (403); another key must.';
 const MAKER_CHECKER_ERROR = {
@@ -307,7 +307,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
         operationId: 'listRepayments',
         tags: ['lifecycle'],
         summary: 'Repayments of a loan, oldest first',
-        description: `The whole list, documented up to ${REPAYMENTS_BOUND} repayments.`,
+        description: `The whole list: a loan takes at most ${REPAYMENTS_BOUND} repayments.`,
         params: IdParams,
         response: { 200: RepaymentList, ...problemResponses(400, 404) },
       },
@@ -344,7 +344,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
         summary: 'Audit history of a loan, oldest first',
         description:
           'Every create, transition and repayment, written in the transaction of the change; never altered. ' +
-          `The whole list: one event per repayment (documented up to ${REPAYMENTS_BOUND}) and at most five others.`,
+          `The whole list: one event per repayment (at most ${REPAYMENTS_BOUND}) and at most five others.`,
         params: IdParams,
         response: { 200: LoanEventList, ...problemResponses(400, 404) },
       },

@@ -15,16 +15,15 @@ import {
 } from '../platform/schemas.ts';
 import { EARLIEST_INSTANT, LATEST_INSTANT } from '../platform/timestamps.ts';
 import { ERROR_MESSAGE } from '../platform/validation.ts';
-import { INSTALLMENT_STATUSES } from './allocation.ts';
+import { INSTALLMENT_STATUSES, MAX_REPAYMENTS_PER_LOAN } from './allocation.ts';
 import { EVENT_TYPES } from './events.repository.ts';
 import { LOAN_STATUSES, type LoanStatus } from './loan-status.ts';
 import { MAX_TERM_MONTHS } from './schedule.ts';
 
 /** The documented upper bounds of a loan's lists: see the routes' descriptions. */
 const MAX_PAGE_SIZE = 200;
-export const MAX_REPAYMENTS_LISTED = 10_000;
 // A create, at most four transitions (approve, disburse, default, repaid) and one event per repayment.
-const MAX_EVENTS_LISTED = MAX_REPAYMENTS_LISTED + 5;
+const MAX_EVENTS_LISTED = MAX_REPAYMENTS_PER_LOAN + 5;
 // Days from 0001-01-01 to 9999-12-31, the dates PostgreSQL and the API handle.
 const MAX_DAYS = 3_652_058;
 const NOTE_LENGTH = 500;
@@ -247,7 +246,7 @@ export const Repayment = Type.Object({
   created_at: Timestamp,
 });
 
-export const RepaymentList = Type.Array(Repayment, { maxItems: MAX_REPAYMENTS_LISTED });
+export const RepaymentList = Type.Array(Repayment, { maxItems: MAX_REPAYMENTS_PER_LOAN });
 
 export const LoanEvent = Type.Object({
   id: Uuid,

@@ -538,3 +538,25 @@ describe('audit events', () => {
     }
   });
 });
+
+describe('the number of repayments', () => {
+  it('is bounded: the 10,001st repayment of a loan is refused with 422, changing nothing', async () => {
+    const id = await loanIn(t.app, 'disbursed');
+    await t.pool.query(
+      `INSERT INTO repayments (loan_id, amount_minor, interest_minor, principal_minor, paid_on, actor, request_id)
+       SELECT $1, 1, 1, 0, CURRENT_DATE, 'test', 'bulk' FROM generate_series(1, 10000)`,
+      [id],
+    );
+    const refused = await post(
+      t.app,
+      `/api/loans/${id}/repayments`,
+      { amount: '1.00' },
+      { 'idempotency-key': newKey() },
+    );
+    expect(refused.statusCode).toBe(422);
+    expect(refused.json().detail).toBe(
+      'a loan takes at most 10000 repayments; pay what is outstanding in one',
+    );
+    expect(await count('SELECT count(*) AS n FROM repayments WHERE loan_id = $1', [id])).toBe(10000);
+  });
+});

@@ -3,11 +3,13 @@
 // them (compiled src/, package.json, migrations/) with the production dependencies installed by the
 // Dockerfile's own `npm ci` line; then the image's CMD and HEALTHCHECK and the compose `migrate` command,
 // read from those files, run against a real PostgreSQL.
+
 import { readdirSync, readFileSync } from 'node:fs';
 import { cp, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DockerfileParser } from 'dockerfile-ast';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKey } from '../../src/platform/api-keys.ts';
 import { loadProject } from '../helpers/compose.ts';
 import { createEmptyDatabase, type TestDatabase } from '../helpers/database.ts';
 import { finalStage, fromFlag, keyword, stages, text } from '../helpers/dockerfile.ts';
@@ -102,11 +104,19 @@ describe('the image runtime layout', () => {
 
   it('serves the API with the image CMD, passes its HEALTHCHECK, and drains on SIGTERM', async () => {
     const port = String(await freePort());
-    const vars = { APP_ENV: 'production', HOST: '127.0.0.1', PORT: port, DATABASE_URL: database.url };
+    // Production refuses to serve without a way to authenticate: the bootstrap key a deployment passes.
+    const key = generateKey('prod');
+    const vars = {
+      APP_ENV: 'production',
+      HOST: '127.0.0.1',
+      PORT: port,
+      DATABASE_URL: database.url,
+      BOOTSTRAP_ADMIN_KEY: key,
+    };
     const server: AppProcess = startProcess(process.execPath, runtime.cmd.slice(1), appEnv(vars), app);
     try {
       const base = `http://127.0.0.1:${port}`;
-      await waitFor('the compiled server to answer', () => fetch(`${base}/liveness`).then((r) => r.ok), {
+      await waitFor('the compiled server to be ready', () => fetch(`${base}/readiness`).then((r) => r.ok), {
         timeoutMs: 30_000,
       });
       expect((await inImage(runtime.healthcheck, { PORT: port })).code).toBe(0);
@@ -114,7 +124,7 @@ describe('the image runtime layout', () => {
       expect(health.status).toBe(200);
       const created = await fetch(`${base}/api/loans`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
         body: JSON.stringify({
           borrower_id: 'usr_image_1',
           amount: '15000.00',

@@ -1,13 +1,8 @@
 // npm run jobs -- purge-idempotency-keys, run once as a process on a database of its own.
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-
-const exec = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -15,18 +10,8 @@ beforeAll(async () => {
 });
 afterAll(() => db.drop());
 
-async function jobs(env: Record<string, string>, ...args: string[]) {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'src/cli/jobs.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, APP_ENV: 'test', DATABASE_URL: db.url, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const jobs = (env: Record<string, string>, ...args: string[]) =>
+  runCli('jobs', args, { DATABASE_URL: db.url, ...env });
 
 describe('npm run jobs', () => {
   it('purges the idempotency keys older than IDEMPOTENCY_TTL_HOURS, once', async () => {

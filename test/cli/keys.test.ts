@@ -1,13 +1,8 @@
 // npm run keys -- create | list | revoke, run as a process on a database of its own (DATABASE_URL).
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-
-const exec = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 let db: TestDatabase;
 beforeAll(async () => {
@@ -15,18 +10,7 @@ beforeAll(async () => {
 });
 afterAll(() => db.drop());
 
-async function keys(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ['--import', 'tsx', 'src/cli/keys.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, APP_ENV: 'test', DATABASE_URL: db.url },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const keys = (...args: string[]) => runCli('keys', args, { DATABASE_URL: db.url });
 
 async function storedRows() {
   const client = new pg.Client({ connectionString: db.url });

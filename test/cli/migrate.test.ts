@@ -1,28 +1,9 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.ts';
 
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const USAGE = 'usage: npm run db:migrate -- [--database-url postgres://…]';
 
-async function runMigrateCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/migrate.ts', ...args],
-      {
-        cwd: ROOT,
-        env: { ...process.env, APP_ENV: 'test' },
-      },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const runMigrateCli = (args: string[]) => runCli('migrate', args);
 
 describe('db:migrate arguments', () => {
   it('prints its usage for --help and touches no database', async () => {

@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { parseSeedArgs, seedDatabase } from '../../src/cli/seed.ts';
@@ -10,23 +7,10 @@ import { aprToBasisPoints, buildSchedule } from '../../src/loans/schedule.ts';
 import { currencyExponent } from '../../src/money/currencies.ts';
 import { createPool, type Pool } from '../../src/platform/database.ts';
 import { testConfig } from '../helpers/app.ts';
+import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-async function runSeedCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'src/cli/seed.ts', ...args], {
-      cwd: ROOT,
-      env: { ...process.env, APP_ENV: 'test' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
-}
+const runSeedCli = (args: string[]) => runCli('seed', args);
 
 async function countLoans(pool: Pool): Promise<number> {
   const result = await pool.query<{ count: string }>('SELECT count(*) FROM loans');

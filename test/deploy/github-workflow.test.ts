@@ -564,11 +564,11 @@ const BAD: Record<keyof typeof RULES, Bad[]> = {
   'installs the Debian packages .ci/run installs before the tests': [
     bad(
       (w) => (stepOf(w, 'test-embedded', aptInstall).run = 'apt-get update && apt-get install -y nginx'),
-      'test-embedded: does not apt-get install chromium prometheus openssl curl shellcheck redis-server pgbouncer',
+      'test-embedded: does not apt-get install chromium prometheus openssl curl shellcheck redis-server pgbouncer haproxy postgresql-15',
     ),
     bad(
       (w) => (job(w, 'test-server').steps = job(w, 'test-server').steps.filter((s) => !aptInstall(s))),
-      'test-server: does not apt-get install chromium prometheus nginx openssl curl shellcheck redis-server pgbouncer',
+      'test-server: does not apt-get install chromium prometheus nginx openssl curl shellcheck redis-server pgbouncer haproxy postgresql-15',
     ),
   ],
   'puts no secret in a run script': [
@@ -721,6 +721,8 @@ describe('GitHub workflow', () => {
       'shellcheck',
       'redis-server',
       'pgbouncer',
+      'haproxy',
+      'postgresql-15',
     ]);
     expect(readmeTestCommand('## Quick start\n\n```sh\nnpm ci\nnpm test -- --bail  # fast\n```\n')).toBe(
       'npm test -- --bail',

@@ -1,8 +1,10 @@
 // npm run bench [-- --sizes 10000,1000000 --duration 10 --connections 50 --warmup 2 --repeat 1 --fresh]
-// Seeds one database per size, then loads the real service and a bare Fastify + pg baseline with
-// autocannon, endpoint by endpoint, and reports req/s, p50, p99 and the ratios. See BENCHMARKS.md.
-import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, totalmem } from 'node:os';
+// Seeds one database per size, then loads the real service and a bare Fastify + pg baseline with wrk,
+// endpoint by endpoint, and reports req/s, p50, p99, errors, the ratios and the service's peak memory;
+// then overloads the service alone. See BENCHMARKS.md.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { argsOrExit, integerArg, parseArgs, UsageError } from '../src/cli/args.ts';
 import { type Config, readConfigOrExit } from '../src/config.ts';
@@ -10,12 +12,14 @@ import { withDatabase } from '../src/platform/database.ts';
 import { cloneForRun, dropDatabase, seededDatabase, withClient } from './databases.ts';
 import { endpoints, fixtures } from './endpoints.ts';
 import { type Measurement, measure, medianOf } from './measure.ts';
+import { type OverloadResult, overload } from './overload.ts';
 import { type EndpointResult, label, log, markdownReport } from './report.ts';
-import { type Server, startServer, stopAllServers, stopServer } from './servers.ts';
+import { peakRssMiB, type Server, startServer, stopAllServers, stopServer } from './servers.ts';
 
 const USAGE =
   'usage: npm run bench -- [--sizes 10000,1000000] [--duration 10] [--warmup 2] [--connections 50] ' +
-  '[--repeat 1] [--fresh] [--database-url postgres://…]';
+  '[--repeat 1] [--overload-connections 500] [--fresh] [--database-url postgres://…]\n' +
+  '  --overload-connections: connections of the overload test (0: skip it); it runs as long as --duration';
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const RESULTS_FILE = `${RESULTS_DIR}latest.json`;
 /** The server the bench creates its databases on, unless --database-url or DATABASE_URL names one. */
@@ -27,6 +31,7 @@ interface BenchArgs {
   warmup: number;
   connections: number;
   repeat: number;
+  overloadConnections: number;
   fresh: boolean;
   databaseUrl: string | undefined;
   help: boolean;
@@ -51,6 +56,7 @@ function parseBenchArgs(argv: readonly string[]): BenchArgs {
     warmup: { type: 'string' },
     connections: { type: 'string' },
     repeat: { type: 'string' },
+    'overload-connections': { type: 'string' },
     fresh: { type: 'boolean' },
     'database-url': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -63,21 +69,27 @@ function parseBenchArgs(argv: readonly string[]): BenchArgs {
     warmup: positive('--warmup', values.warmup, 2, 600),
     connections: positive('--connections', values.connections, 50, 10_000),
     repeat: positive('--repeat', values.repeat, 1, 100),
+    overloadConnections:
+      values['overload-connections'] === undefined
+        ? 500
+        : integerArg('--overload-connections', values['overload-connections'], 0, 10_000),
     fresh: values.fresh ?? false,
     databaseUrl: values['database-url'],
     help: values.help ?? false,
   };
 }
 
-async function benchSize(
-  args: BenchArgs,
-  adminUrl: string,
-  loans: number,
-  config: Config,
-): Promise<{ results: EndpointResult[]; deepPlan: string[] }> {
+interface SizeRun {
+  results: EndpointResult[];
+  overload: OverloadResult | undefined;
+  deepPlan: string[];
+}
+
+async function benchSize(args: BenchArgs, adminUrl: string, loans: number, config: Config): Promise<SizeRun> {
   const template = await seededDatabase(adminUrl, loans, { fresh: args.fresh, config });
   const database = await cloneForRun(adminUrl, template);
   const url = withDatabase(adminUrl, database);
+  const workDir = await mkdtemp(join(tmpdir(), 'bl-bench-'));
   const servers: Server[] = [];
   try {
     const fixture = await fixtures(url, args);
@@ -91,7 +103,8 @@ async function benchSize(
     ]);
     servers.push(baseline);
 
-    const load = { ...args, headers: { authorization: `Bearer ${fixture.apiKey}` } };
+    const headers = { authorization: `Bearer ${fixture.apiKey}` };
+    const load = { ...args, headers, workDir };
     const results: EndpointResult[] = [];
     for (const endpoint of endpoints(fixture, url)) {
       const runs: Record<Server['name'], Measurement[]> = { service: [], baseline: [] };
@@ -106,12 +119,24 @@ async function benchSize(
         endpoint: endpoint.name,
         service: medianOf(runs.service),
         baseline: medianOf(runs.baseline),
+        peakRssMiB: { service: await peakRssMiB(service), baseline: await peakRssMiB(baseline) },
       });
     }
-    return { results, deepPlan: fixture.deepPlan };
+    let overloaded: OverloadResult | undefined;
+    if (args.overloadConnections > 0) {
+      log(`[${label(loans)}] overload: ${args.overloadConnections} connections on GET /api/loans → service`);
+      overloaded = await overload(service, {
+        connections: args.overloadConnections,
+        seconds: args.duration,
+        headers,
+        workDir,
+      });
+    }
+    return { results, overload: overloaded, deepPlan: fixture.deepPlan };
   } finally {
     for (const server of servers) await stopServer(server);
     await dropDatabase(adminUrl, database);
+    await rm(workDir, { recursive: true, force: true });
   }
 }
 
@@ -129,21 +154,23 @@ async function main(argv: readonly string[]): Promise<void> {
     db.query<{ version: string }>('SELECT version()').then((result) => result.rows[0]!.version),
   );
   const results: EndpointResult[] = [];
+  const overloads: { size: number; result: OverloadResult }[] = [];
   const plans: Record<string, string[]> = {};
   for (const loans of args.sizes) {
     const run = await benchSize(args, adminUrl, loans, config);
     results.push(...run.results);
+    if (run.overload) overloads.push({ size: loans, result: run.overload });
     plans[label(loans)] = run.deepPlan;
   }
 
-  const report = markdownReport(results, args.sizes);
+  const report = markdownReport(results, args.sizes, overloads);
   console.log(report);
   for (const [size, plan] of Object.entries(plans)) {
     console.log(
       `\nDeep page plan (${size}): ${plan[0]?.trim()} · ${plan.find((line) => line.includes('Index'))?.trim()}`,
     );
   }
-  const { sizes, duration, warmup, connections, repeat, fresh } = args;
+  const { sizes, duration, warmup, connections, repeat, overloadConnections, fresh } = args;
   await mkdir(RESULTS_DIR, { recursive: true });
   await writeFile(
     RESULTS_FILE,
@@ -159,8 +186,10 @@ async function main(argv: readonly string[]): Promise<void> {
           node: process.version,
           postgres: server,
         },
-        settings: { sizes, duration, warmup, connections, repeat, fresh },
+        settings: { sizes, duration, warmup, connections, repeat, overloadConnections, fresh },
+        load_generator: 'wrk, 1 thread',
         results,
+        overloads,
         deep_page_plans: plans,
         report,
       },

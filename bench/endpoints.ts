@@ -101,24 +101,27 @@ export async function fixtures(url: string, run: RunLength): Promise<Fixtures> {
 export interface Endpoint {
   name: string;
   method: 'GET' | 'POST';
-  path: string;
+  /** The paths of one run's requests, sent in turn (one path when every request is the same). */
+  paths: () => string[];
   body?: string;
-  /** The path and extra headers of each request, when they vary (different loans, unique keys). */
-  next?: () => { path: string; headers?: Record<string, string> };
+  /** Every request carries an Idempotency-Key of its own. */
+  uniqueKeys?: boolean;
   /** Readies the run's database for one warm-up plus measured run of `seconds`. */
   prepare?: (seconds: number) => Promise<void>;
-  /** Why the last run is not valid although the server answered it (a fixture ran out), if it is not. */
-  shortfall?: () => string | undefined;
+  /**
+   * Told after each run how many of `paths` it may have used; says why the run is not valid although the
+   * server answered it (a fixture ran out), if it is not.
+   */
+  used?: (requests: number) => string | undefined;
 }
 
 /**
  * Pending loans for the approve endpoint, each approved once: inserted (with their `created` events, as
  * the service writes them) into the run's copy before each run, and handed out in order.
  */
-function pendingLoans(url: string): Pick<Endpoint, 'next' | 'prepare' | 'shortfall'> {
+function pendingLoans(url: string): Pick<Endpoint, 'paths' | 'prepare' | 'used'> {
   const ids: string[] = [];
   let taken = 0;
-  let exhausted = false;
   let fastest = APPROVE_RATE_GUESS;
   let last: { from: number; seconds: number } | undefined;
   return {
@@ -150,54 +153,40 @@ function pendingLoans(url: string): Pick<Endpoint, 'next' | 'prepare' | 'shortfa
       }
       last = { from: taken, seconds };
     },
-    next() {
-      if (taken < ids.length) return { path: `/api/loans/${ids[taken++]}/approve` };
-      // An approved loan: 409, so the run fails, and shortfall() says why.
-      exhausted = true;
-      return { path: `/api/loans/${ids[0]}/approve` };
+    // Past the last one the list starts again with approved loans: 409s, so the run fails, and used() says why.
+    paths: () => ids.slice(taken).map((id) => `/api/loans/${id}/approve`),
+    used(requests) {
+      const available = ids.length - taken;
+      taken = Math.min(ids.length, taken + requests);
+      return requests > available
+        ? `ran out of pending loans after ${ids.length} (raise APPROVE_RATE_GUESS)`
+        : undefined;
     },
-    shortfall: () =>
-      exhausted ? `ran out of pending loans after ${ids.length} (raise APPROVE_RATE_GUESS)` : undefined,
   };
 }
 
 export function endpoints(fixture: Fixtures, url: string): Endpoint[] {
-  let read = 0;
-  let repaid = 0;
-  // Each size runs on a fresh copy of its database, so keys need only be unique within one call.
-  let keys = 0;
+  const byId = fixture.ids.map((id) => `/api/loans/${id}`);
+  const repayments = fixture.repaymentIds.map((id) => `/api/loans/${id}/repayments`);
   return [
-    {
-      name: 'GET /api/loans/{id}',
-      method: 'GET',
-      path: `/api/loans/${fixture.ids[0]}`,
-      next: () => ({ path: `/api/loans/${fixture.ids[read++ % fixture.ids.length]}` }),
-    },
-    { name: 'GET /api/loans (first page)', method: 'GET', path: '/api/loans' },
+    { name: 'GET /api/loans/{id}', method: 'GET', paths: () => byId },
+    { name: 'GET /api/loans (first page)', method: 'GET', paths: () => ['/api/loans'] },
     {
       name: `GET /api/loans (cursor at ${DEEP_PAGE_AT * 100}%)`,
       method: 'GET',
-      path: `/api/loans?cursor=${fixture.deepCursor}`,
+      paths: () => [`/api/loans?cursor=${fixture.deepCursor}`],
     },
-    { name: 'GET /api/stats', method: 'GET', path: '/api/stats' },
+    { name: 'GET /api/stats', method: 'GET', paths: () => ['/api/stats'] },
     // The writes come after the reads, which so see exactly the seeded loans; they change the run's copy only.
-    {
-      name: 'POST /api/loans/{id}/approve',
-      method: 'POST',
-      path: '/api/loans/{id}/approve',
-      ...pendingLoans(url),
-    },
+    { name: 'POST /api/loans/{id}/approve', method: 'POST', ...pendingLoans(url) },
     {
       name: 'POST /api/loans/{id}/repayments',
       method: 'POST',
-      path: `/api/loans/${fixture.repaymentIds[0]}/repayments`,
+      paths: () => repayments,
       body: REPAYMENT_BODY,
-      next: () => ({
-        path: `/api/loans/${fixture.repaymentIds[repaid++ % fixture.repaymentIds.length]}/repayments`,
-        headers: { 'idempotency-key': `bench-${++keys}` },
-      }),
+      uniqueKeys: true,
     },
     // Last: it grows the table.
-    { name: 'POST /api/loans', method: 'POST', path: '/api/loans', body: POST_BODY },
+    { name: 'POST /api/loans', method: 'POST', paths: () => ['/api/loans'], body: POST_BODY },
   ];
 }

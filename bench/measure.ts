@@ -1,13 +1,18 @@
-// One endpoint under load with autocannon: a warm-up, then the measured run.
-import autocannon, { type Result } from 'autocannon';
+// One endpoint under load with wrk: a warm-up, then the measured run.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Endpoint } from './endpoints.ts';
 import type { Server } from './servers.ts';
+import { type WrkResult, wrk } from './wrk.ts';
 
 export interface Measurement {
   reqPerSec: number;
+  /** Milliseconds. */
   p50: number;
   p99: number;
   requests: number;
+  /** Socket errors and timeouts (a non-2xx answer fails the run instead). */
+  errors: number;
 }
 
 export interface LoadSettings {
@@ -16,48 +21,53 @@ export interface LoadSettings {
   connections: number;
   /** Sent with every request (the API key). */
   headers: Record<string, string>;
+  /** A directory for the files wrk reads (paths, bodies). */
+  workDir: string;
 }
+
+// Long enough that a slow answer shows in the latencies instead of as an error.
+export const TIMEOUT_SECONDS = 10;
+
+let runs = 0;
 
 async function load(
   server: Server,
   endpoint: Endpoint,
   seconds: number,
   settings: LoadSettings,
-): Promise<Result> {
-  const next = endpoint.next;
-  const result = await autocannon({
-    url: `${server.url}${endpoint.path}`,
+): Promise<WrkResult> {
+  const pathsFile = join(settings.workDir, 'paths.txt');
+  await writeFile(pathsFile, `${endpoint.paths().join('\n')}\n`);
+  let bodyFile: string | undefined;
+  if (endpoint.body !== undefined) {
+    bodyFile = join(settings.workDir, 'body.json');
+    await writeFile(bodyFile, endpoint.body);
+  }
+  runs += 1;
+  const result = await wrk({
+    url: server.url,
     connections: settings.connections,
-    duration: seconds,
+    seconds,
+    timeoutSeconds: TIMEOUT_SECONDS,
+    headers: settings.headers,
+    pathsFile,
     method: endpoint.method,
-    headers: {
-      ...settings.headers,
-      ...(endpoint.body ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(endpoint.body ? { body: endpoint.body } : {}),
-    ...(next
-      ? {
-          requests: [
-            {
-              setupRequest: (request) => {
-                const { path, headers } = next();
-                return { ...request, path, headers: { ...request.headers, ...headers } };
-              },
-            },
-          ],
-        }
-      : {}),
+    bodyFile,
+    // Both servers write to the same copy of the database, so keys must differ between runs too.
+    keyPrefix: endpoint.uniqueKeys ? `bench-${runs}-` : undefined,
   });
-  const shortfall = endpoint.shortfall?.();
-  if (result.non2xx > 0 || result.errors > 0 || result.timeouts > 0 || shortfall) {
+  // The answered requests, those still in flight when wrk stopped, and one request wrk builds first.
+  const shortfall = endpoint.used?.(result.requests + settings.connections + 1);
+  if (result.non2xx > 0 || shortfall) {
     throw new Error(
-      `${server.name} ${endpoint.name}: ${result.non2xx} non-2xx responses, ${result.errors} errors, ` +
-        `${result.timeouts} timeouts (status codes ${JSON.stringify(result.statusCodeStats)})` +
+      `${server.name} ${endpoint.name}: ${result.non2xx} of ${result.requests} answers were not 2xx` +
         (shortfall ? `; ${shortfall}` : ''),
     );
   }
   return result;
 }
+
+export const ms = (microseconds: number) => Math.round(microseconds / 100) / 10;
 
 export async function measure(
   server: Server,
@@ -68,10 +78,11 @@ export async function measure(
   await load(server, endpoint, settings.warmup, settings);
   const result = await load(server, endpoint, settings.duration, settings);
   return {
-    reqPerSec: result.requests.average,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    requests: result.requests.total,
+    reqPerSec: result.requests / (result.durationUs / 1e6),
+    p50: ms(result.p50Us),
+    p99: ms(result.p99Us),
+    requests: result.requests,
+    errors: result.errors,
   };
 }
 
@@ -87,6 +98,7 @@ export function medianOf(runs: Measurement[]): Measurement & { runs: Measurement
     p50: median(runs.map((run) => run.p50)),
     p99: median(runs.map((run) => run.p99)),
     requests: median(runs.map((run) => run.requests)),
+    errors: runs.reduce((sum, run) => sum + run.errors, 0),
     runs,
   };
 }

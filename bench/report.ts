@@ -1,11 +1,19 @@
 // What the bench prints: progress on stderr, the results as Markdown tables on stdout.
 import type { Measurement } from './measure.ts';
+import {
+  LIVENESS_P99_TARGET_MS,
+  MAX_WAIT_TARGET_MS,
+  type OverloadResult,
+  PROBE_DELAY_MS,
+} from './overload.ts';
 
 export interface EndpointResult {
   size: number;
   endpoint: string;
   service: Measurement & { runs: Measurement[] };
   baseline: Measurement & { runs: Measurement[] };
+  /** The most either process had resident by the end of this endpoint's runs. */
+  peakRssMiB: { service: number; baseline: number };
 }
 
 export const log = (message: string) => process.stderr.write(`${message}\n`);
@@ -16,16 +24,23 @@ export const label = (n: number) =>
 
 const fixed = (value: number, digits = 2) => value.toFixed(digits);
 
-export function markdownReport(results: EndpointResult[], sizes: number[]): string {
+const mark = (met: boolean) => (met ? 'met' : '**missed**');
+
+export function markdownReport(
+  results: EndpointResult[],
+  sizes: number[],
+  overloads: { size: number; result: OverloadResult }[],
+): string {
   const lines = [
-    '| loans | endpoint | service req/s | p50 ms | p99 ms | baseline req/s | p50 ms | p99 ms | req/s service÷baseline | p99 service÷baseline |',
-    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| loans | endpoint | service req/s | p50 ms | p99 ms | errors | baseline req/s | p50 ms | p99 ms | errors | req/s service÷baseline | p99 service÷baseline | service peak RSS MiB |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const row of results) {
+    const { service, baseline } = row;
     lines.push(
-      `| ${label(row.size)} | ${row.endpoint} | ${fixed(row.service.reqPerSec, 0)} | ${row.service.p50} | ${row.service.p99} | ` +
-        `${fixed(row.baseline.reqPerSec, 0)} | ${row.baseline.p50} | ${row.baseline.p99} | ` +
-        `${fixed(row.service.reqPerSec / row.baseline.reqPerSec)} | ${fixed(row.service.p99 / row.baseline.p99)} |`,
+      `| ${label(row.size)} | ${row.endpoint} | ${fixed(service.reqPerSec, 0)} | ${service.p50} | ${service.p99} | ${service.errors} | ` +
+        `${fixed(baseline.reqPerSec, 0)} | ${baseline.p50} | ${baseline.p99} | ${baseline.errors} | ` +
+        `${fixed(service.reqPerSec / baseline.reqPerSec)} | ${fixed(service.p99 / baseline.p99)} | ${row.peakRssMiB.service} |`,
     );
   }
   const smallest = Math.min(...sizes);
@@ -47,5 +62,33 @@ export function markdownReport(results: EndpointResult[], sizes: number[]): stri
       );
     }
   }
+  if (overloads.length > 0) lines.push('', ...overloadReport(overloads));
   return lines.join('\n');
+}
+
+function overloadReport(overloads: { size: number; result: OverloadResult }[]): string[] {
+  const lines = [
+    'Overload: the service alone, wrk on `GET /api/loans` (first page) with many connections, and a second wrk',
+    `asking \`/liveness\` once every ${PROBE_DELAY_MS} ms on one connection (latencies in ms):`,
+    '',
+    '| loans | connections | s | list 2xx/s | shed (503, overload check) | other 503 (pool wait) | other non-2xx | socket errors + timeouts | list p50 | p99 | max | liveness requests | p99 | max | ' +
+      `liveness p99 < ${LIVENESS_P99_TARGET_MS} ms | no wait > ${MAX_WAIT_TARGET_MS / 1000} s | service peak RSS MiB |`,
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|--:|',
+  ];
+  for (const { size, result } of overloads) {
+    const { list, liveness } = result;
+    // A probe still unanswered when wrk stops is in no count: no answer at all is a miss too.
+    const probeOk =
+      liveness.requests > 0 &&
+      liveness.errors === 0 &&
+      liveness.non2xx === 0 &&
+      liveness.p99 < LIVENESS_P99_TARGET_MS;
+    const waitOk = list.max <= MAX_WAIT_TARGET_MS && list.errors === 0;
+    lines.push(
+      `| ${label(size)} | ${result.connections} | ${result.seconds} | ${fixed(list.okPerSec, 0)} | ${list.shed} | ` +
+        `${list.otherUnavailable} | ${list.otherNon2xx} | ${list.errors} | ${list.p50} | ${list.p99} | ${list.max} | ` +
+        `${liveness.requests} | ${liveness.p99} | ${liveness.max} | ${mark(probeOk)} | ${mark(waitOk)} | ${result.servicePeakRssMiB} |`,
+    );
+  }
+  return lines;
 }

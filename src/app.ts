@@ -28,6 +28,7 @@ import {
 import { loggerOptions, logRequestCompleted, registerRequestLogging } from './platform/logging.ts';
 import { createMetrics, type Metrics, registerMetrics } from './platform/metrics.ts';
 import { registerOpenApi } from './platform/openapi.ts';
+import { registerOverload } from './platform/overload.ts';
 import { runPeriodically } from './platform/periodic.ts';
 import { registerRateLimit } from './platform/rate-limit.ts';
 import { requestIdFrom } from './platform/request-id.ts';
@@ -120,19 +121,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
 
-  // Before the error handling: @fastify/cors adds a catch-all OPTIONS route, which must not make every
-  // unknown path a known one (405 instead of 404).
+  // First, so that every answer carries them, refusals included.
   await registerSecurityHeaders(app, config);
   registerErrorHandling(app);
   registerRequestLogging(app);
   registerMetrics(app, metrics);
+  // Shed before anything costly: the answer still gets the headers above, and is logged and counted.
+  await registerOverload(app, { config, registry: metrics.registry });
+  // Nothing reads the database before the schema is current (MIGRATE_ON_START=false waits for it).
+  refuseWhileStarting(app, lifecycle);
   // Who is calling, then how much they may call, then whether they may: bad keys count against the address.
   registerAuthentication(app, pool);
   await registerRateLimit(app, { config, registry: metrics.registry });
   registerAuthorization(app, config);
   await registerOpenApi(app, config);
   closeConnectionsWhileShuttingDown(app, lifecycle);
-  refuseWhileStarting(app, lifecycle);
   registerHealthRoutes(app, { config, pool, lifecycle });
 
   const clock = deps.clock ?? (() => new Date());

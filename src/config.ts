@@ -63,6 +63,11 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** After SIGTERM: keep serving (readiness 503) this long, so load balancers stop sending first. */
   shutdownDrainDelayMs: number;
+  /**
+   * Past either limit, requests other than the probes and /metrics are shed with 503
+   * (platform/overload.ts); 0 turns a check off.
+   */
+  overload: { maxEventLoopDelayMs: number; maxEventLoopUtilization: number };
   /** How long a request waits for another one holding its Idempotency-Key; how long keys are kept. */
   idempotency: { waitMs: number; ttlHours: number };
   version: string;
@@ -353,6 +358,32 @@ function idempotencyWaitMs(env: Env, statementTimeoutMs: number): number {
   return waitMs;
 }
 
+/** OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: 0 (off) or a fraction below 1 such as 0.98. */
+function eventLoopUtilization(env: Env): number {
+  const name = 'OVERLOAD_MAX_EVENT_LOOP_UTILIZATION';
+  const value = env[name];
+  if (value === undefined || value === '') return 0;
+  if (!/^(0|0?\.\d+)$/.test(value)) {
+    throw new ConfigError(name, `must be 0 (off) or a fraction below 1 such as 0.98 (got "${value}")`);
+  }
+  return Number(value);
+}
+
+// The delay is the mean over half a second of how late a 10 ms timer fires (platform/overload.ts).
+// Off by default under APP_ENV=test: test runs load the machine in bursts that are not the service's own.
+function overload(env: Env, appEnv: AppEnv): Config['overload'] {
+  return Object.freeze({
+    maxEventLoopDelayMs: integer(
+      env,
+      'OVERLOAD_MAX_EVENT_LOOP_DELAY_MS',
+      appEnv === 'test' ? 0 : 200,
+      0,
+      60000,
+    ),
+    maxEventLoopUtilization: eventLoopUtilization(env),
+  });
+}
+
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
     version: string;
@@ -434,6 +465,7 @@ export function loadConfig(
     }),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
     shutdownDrainDelayMs: integer(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 120000),
+    overload: overload(env, appEnv),
     idempotency: Object.freeze({
       waitMs: idempotencyWaitMs(env, database.statementTimeoutMs),
       ttlHours: integer(env, 'IDEMPOTENCY_TTL_HOURS', 24, 24, 8760),

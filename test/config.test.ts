@@ -315,3 +315,44 @@ describe('running beyond one machine', () => {
     expect(errorOf({ SHUTDOWN_DRAIN_DELAY_MS: '-1' }).variable).toBe('SHUTDOWN_DRAIN_DELAY_MS');
   });
 });
+
+describe('load shedding (OVERLOAD_*)', () => {
+  it('sheds past a 200 ms event-loop delay by default, with the utilization check off', () => {
+    expect(loadConfig({}).overload).toEqual({ maxEventLoopDelayMs: 200, maxEventLoopUtilization: 0 });
+    expect(
+      loadConfig({ APP_ENV: 'production', DATABASE_URL: 'postgres://u:p@db/l' }).overload.maxEventLoopDelayMs,
+    ).toBe(200);
+    // Test runs load the machine in bursts of their own: off unless a test turns it on.
+    expect(loadConfig({ APP_ENV: 'test' }).overload.maxEventLoopDelayMs).toBe(0);
+  });
+
+  it('takes both limits, and 0 for off', () => {
+    const config = loadConfig({
+      OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '0',
+      OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '0.98',
+    });
+    expect(config.overload).toEqual({ maxEventLoopDelayMs: 0, maxEventLoopUtilization: 0.98 });
+    expect(loadConfig({ OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: '.9' }).overload.maxEventLoopUtilization).toBe(
+      0.9,
+    );
+    expect(loadConfig({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '1000' }).overload.maxEventLoopDelayMs).toBe(1000);
+  });
+
+  it.each(['-1', '1.5', '200ms', '60001'])(
+    'refuses OVERLOAD_MAX_EVENT_LOOP_DELAY_MS=%s naming it',
+    (value) => {
+      expect(errorOf({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: value }).message).toBe(
+        `OVERLOAD_MAX_EVENT_LOOP_DELAY_MS must be an integer from 0 to 60000 (got "${value}")`,
+      );
+    },
+  );
+
+  it.each(['1', '1.0', '0.98x', '-0.5', '98%'])(
+    'refuses OVERLOAD_MAX_EVENT_LOOP_UTILIZATION=%s naming it',
+    (value) => {
+      expect(errorOf({ OVERLOAD_MAX_EVENT_LOOP_UTILIZATION: value }).message).toBe(
+        `OVERLOAD_MAX_EVENT_LOOP_UTILIZATION must be 0 (off) or a fraction below 1 such as 0.98 (got "${value}")`,
+      );
+    },
+  );
+});

@@ -45,6 +45,9 @@ describe('a replica with MIGRATE_ON_START=false', () => {
     const api = await fetch(`${base}/api/loans`);
     expect(api.status).toBe(503);
     expect(api.headers.get('retry-after')).toBe('5');
+    // A key is not looked up in tables that may not exist yet.
+    const keyed = await fetch(`${base}/api/loans`, { headers: { 'x-api-key': `bl_test_${'A'.repeat(43)}` } });
+    expect(keyed.status).toBe(503);
 
     const migrated = await run(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts'], {
       env: appEnv({ APP_ENV: 'test', DATABASE_URL: db.url }),

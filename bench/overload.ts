@@ -1,0 +1,116 @@
+// The overload test: far more connections on a list than the service can serve, while a second wrk asks
+// /liveness as an orchestrator would. The probe must stay fast, no request may wait past the limit, and
+// what cannot be served must be refused at once with 503 (platform/overload.ts).
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ms, TIMEOUT_SECONDS } from './measure.ts';
+import { peakRssMiB, type Server } from './servers.ts';
+import { wrk } from './wrk.ts';
+
+export const LIVENESS_P99_TARGET_MS = 100;
+export const MAX_WAIT_TARGET_MS = 2000;
+// One probe every 20 ms: thousands of samples in a run, and next to no load of its own.
+export const PROBE_DELAY_MS = 20;
+const LIST_PATH = '/api/loans';
+
+export interface OverloadResult {
+  connections: number;
+  seconds: number;
+  list: {
+    ok: number;
+    okPerSec: number;
+    /** Answered 503 by the overload check (the service's http_requests_shed_total). */
+    shed: number;
+    /** Other 503s: a request that waited past the pool's connection timeout for a database connection. */
+    otherUnavailable: number;
+    otherNon2xx: number;
+    errors: number;
+    p50: number;
+    p99: number;
+    max: number;
+  };
+  liveness: { requests: number; errors: number; non2xx: number; p50: number; p99: number; max: number };
+  servicePeakRssMiB: number;
+}
+
+/** The sum of a counter's series whose labels contain all of `labels` (Prometheus text format). */
+function counter(text: string, name: string, labels: string[] = []): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) || !labels.every((label) => line.includes(label))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
+async function counters(server: Server) {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return {
+    shed: counter(text, 'http_requests_shed_total'),
+    unavailable: counter(text, 'http_requests_total', [`route="${LIST_PATH}"`, 'status_code="503"']),
+  };
+}
+
+async function pathsFile(workDir: string, name: string, path: string): Promise<string> {
+  const file = join(workDir, name);
+  await writeFile(file, `${path}\n`);
+  return file;
+}
+
+export async function overload(
+  service: Server,
+  settings: { connections: number; seconds: number; headers: Record<string, string>; workDir: string },
+): Promise<OverloadResult> {
+  const { connections, seconds, headers, workDir } = settings;
+  const before = await counters(service);
+  const [list, liveness] = await Promise.all([
+    wrk({
+      url: service.url,
+      connections,
+      seconds,
+      timeoutSeconds: TIMEOUT_SECONDS,
+      headers,
+      pathsFile: await pathsFile(workDir, 'list.txt', LIST_PATH),
+      method: 'GET',
+    }),
+    wrk({
+      url: service.url,
+      connections: 1,
+      seconds,
+      timeoutSeconds: TIMEOUT_SECONDS,
+      headers: {},
+      pathsFile: await pathsFile(workDir, 'liveness.txt', '/liveness'),
+      method: 'GET',
+      delayMs: PROBE_DELAY_MS,
+    }),
+  ]);
+  const after = await counters(service);
+  const shed = after.shed - before.shed;
+  const unavailable = after.unavailable - before.unavailable;
+  const ok = list.requests - list.non2xx;
+  return {
+    connections,
+    seconds,
+    list: {
+      ok,
+      okPerSec: ok / (list.durationUs / 1e6),
+      shed,
+      otherUnavailable: unavailable - shed,
+      // Answers counted by the service after wrk stopped listening can make this slightly negative.
+      otherNon2xx: Math.max(0, list.non2xx - unavailable),
+      errors: list.errors,
+      p50: ms(list.p50Us),
+      p99: ms(list.p99Us),
+      max: ms(list.maxUs),
+    },
+    liveness: {
+      requests: liveness.requests,
+      errors: liveness.errors,
+      non2xx: liveness.non2xx,
+      p50: ms(liveness.p50Us),
+      p99: ms(liveness.p99Us),
+      max: ms(liveness.maxUs),
+    },
+    servicePeakRssMiB: await peakRssMiB(service),
+  };
+}

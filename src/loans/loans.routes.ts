@@ -210,7 +210,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
         query.set('cursor', page.nextCursor);
         reply.header('link', `<${publicBaseUrl ?? ''}/api/loans?${query}>; rel="next"`);
       }
-      return page.rows.map(loans.view);
+      return page.loans;
     },
   );
 

@@ -16,7 +16,7 @@ import { listRepayments } from './repayments.repository.ts';
 import { buildSchedule, scheduleOf } from './schedule.ts';
 
 export interface LoanPage {
-  rows: LoanRow[];
+  loans: ReturnType<typeof loanView>[];
   nextCursor: string | undefined;
 }
 
@@ -64,7 +64,8 @@ export function createLoansService(deps: { pool: Pool; readPool: Pool; config: C
         rows.length > query.limit && last
           ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id })
           : undefined;
-      return { rows: page, nextCursor };
+      const asOf = today();
+      return { loans: page.map((row) => loanView(row, asOf)), nextCursor };
     },
 
     /** The fixed schedule of a disbursed loan with what was paid; otherwise the one it would get today. */

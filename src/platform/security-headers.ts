@@ -1,8 +1,9 @@
 // Response headers for browsers and caches (helmet), and CORS for the origins in CORS_ORIGINS only.
-// HSTS is left to the edge (deploy/nginx), which alone knows that the client came over TLS.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
+import helmet, { type HelmetOptions } from 'helmet';
 import type { Config } from '../config.ts';
 import { requestPath } from './http.ts';
 
@@ -33,39 +34,52 @@ const RESPONSE_HEADERS = [
 const PREFLIGHT_MAX_AGE_S = 600;
 
 /**
- * The same headers for an answer that no hook sees: a URL the router cannot decode (app.ts). A test
- * holds them equal to what the hooks below send on any other error.
+ * Runs helmet once and keeps the headers it sets: they depend only on the options, and building its
+ * middleware for every request (as @fastify/helmet does) cost about 4% of a read (BENCHMARKS.md, Profiles).
  */
-export const HEADERS_WITHOUT_HOOKS: Readonly<Record<string, string>> = {
-  'content-security-policy': "default-src 'none';frame-ancestors 'none'",
-  'cache-control': 'no-store',
-  'referrer-policy': 'no-referrer',
-  'x-content-type-options': 'nosniff',
-  'x-frame-options': 'DENY',
+function headersOf(options: HelmetOptions): Readonly<Record<string, string>> {
+  const headers: Record<string, string> = {};
+  const response = {
+    setHeader: (name: string, value: string) => {
+      headers[name.toLowerCase()] = String(value);
+    },
+    removeHeader: (name: string) => {
+      delete headers[name.toLowerCase()];
+    },
+  };
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, () => {});
+  return Object.freeze(headers);
+}
+
+const HELMET: HelmetOptions = {
+  // JSON loads nothing and is framed by no one.
+  contentSecurityPolicy: {
+    useDefaults: false,
+    directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+  },
+  // HSTS is the edge's (deploy/nginx): only it knows the client came over TLS.
+  strictTransportSecurity: false,
+  xFrameOptions: { action: 'deny' },
 };
+const API_HEADERS = headersOf(HELMET);
+// Swagger UI under /docs sends its own policy, which lets its scripts and styles load (platform/openapi.ts,
+// staticCSP); the API's policy would block them.
+const DOCS_HEADERS = headersOf({ ...HELMET, contentSecurityPolicy: false });
+// Loans and keys' answers are never for a shared cache or the browser's disk.
+const NO_STORE = { 'cache-control': 'no-store' } as const;
+
+/** The same headers for an answer that no hook sees: a URL the router cannot decode (app.ts). */
+export const HEADERS_WITHOUT_HOOKS: Readonly<Record<string, string>> = { ...API_HEADERS, ...NO_STORE };
 
 /**
- * Registers the headers as onRequest hooks, so that they are on every response, problems included:
+ * Registers the headers as an onRequest hook, so that they are on every response, problems included:
  * register before the hooks that may refuse a request (authentication, rate limit).
  */
 export async function registerSecurityHeaders(app: FastifyInstance, config: Config): Promise<void> {
-  // Swagger UI under /docs sends its own policy, which lets its scripts and styles load
-  // (platform/openapi.ts, staticCSP); the API's policy below would block them.
-  app.addHook('onRoute', (route) => {
-    if (DOCS_PATH.test(route.url)) route.helmet = { contentSecurityPolicy: false };
-  });
-  await app.register(helmet, {
-    // JSON loads nothing and is framed by no one.
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
-    },
-    strictTransportSecurity: false,
-    xFrameOptions: { action: 'deny' },
-  });
-  // Loans and keys' answers are never for a shared cache or the browser's disk.
   app.addHook('onRequest', async (request, reply) => {
-    if (API_PATH.test(requestPath(request))) reply.header('cache-control', 'no-store');
+    const path = requestPath(request);
+    reply.headers(DOCS_PATH.test(path) ? DOCS_HEADERS : API_HEADERS);
+    if (API_PATH.test(path)) reply.headers(NO_STORE);
   });
 
   if (config.corsOrigins.length === 0) return;

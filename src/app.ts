@@ -151,9 +151,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(statsRoutes, { stats: createStatsService({ pool: readPool, clock }) });
 
-  if (config.jobsInProcess)
-    for (const [name, job] of Object.entries(LOAN_JOBS)) {
-      runPeriodically(app, name, job.intervalMs, () => job.run({ pool, config }));
-    }
+  const jobs = config.jobsInProcess ? Object.entries(LOAN_JOBS) : [];
+  for (const [name, job] of jobs) runPeriodically(app, name, job.intervalMs, () => job.run({ pool, config }));
   return app;
 }

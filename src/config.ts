@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { normalizeCurrency } from './money/currencies.ts';
 import { parseMoney } from './money/money.ts';
+import { keyPrefix } from './platform/api-keys.ts';
 
 const APP_ENVS = ['development', 'test', 'staging', 'production'] as const;
 export type AppEnv = (typeof APP_ENVS)[number];
@@ -84,6 +85,8 @@ interface EnvDefaults {
   rateLimitEnabled: boolean;
   /** The `<env>` of the API keys made here: `bl_<env>_<random>`. */
   keyTag: string;
+  /** Test runs load the machine in bursts of their own: load shedding is off there unless a test turns it on. */
+  maxEventLoopDelayMs: number;
   /** Staging and production migrate as a step of their own (a compose service, a Kubernetes Job). */
   migrateOnStart: boolean;
   jobsInProcess: boolean;
@@ -96,6 +99,7 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     authForced: false,
     rateLimitEnabled: false,
     keyTag: 'dev',
+    maxEventLoopDelayMs: 200,
     migrateOnStart: true,
     jobsInProcess: true,
   },
@@ -106,6 +110,7 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     authForced: false,
     rateLimitEnabled: false,
     keyTag: 'test',
+    maxEventLoopDelayMs: 0,
     migrateOnStart: true,
     jobsInProcess: false,
   },
@@ -116,6 +121,7 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     authForced: true,
     rateLimitEnabled: true,
     keyTag: 'staging',
+    maxEventLoopDelayMs: 200,
     migrateOnStart: false,
     jobsInProcess: false,
   },
@@ -126,6 +132,7 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     authForced: true,
     rateLimitEnabled: true,
     keyTag: 'prod',
+    maxEventLoopDelayMs: 200,
     migrateOnStart: false,
     jobsInProcess: false,
   },
@@ -216,16 +223,22 @@ function secret(env: Env, name: string): string | undefined {
   }
 }
 
+/** The http(s) origin `value` is (scheme, host, port; a trailing slash allowed), or undefined. */
+function originOf(value: string): string | undefined {
+  try {
+    const { protocol, origin } = new URL(value);
+    return /^https?:$/.test(protocol) && value.replace(/\/$/, '') === origin ? origin : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** PUBLIC_BASE_URL: an http(s) origin with no path, query or fragment; never taken from a request's Host. */
 function publicBaseUrl(env: Env): string | undefined {
   const value = env.PUBLIC_BASE_URL;
   if (!value) return undefined;
-  let parsed: URL | undefined;
-  try {
-    parsed = new URL(value);
-  } catch {}
-  const origin = parsed && /^https?:$/.test(parsed.protocol) ? parsed.origin : undefined;
-  if (origin === undefined || value.replace(/\/$/, '') !== origin) {
+  const origin = originOf(value);
+  if (origin === undefined) {
     throw new ConfigError(
       'PUBLIC_BASE_URL',
       `must be an http(s) origin such as https://api.example.com (got "${value}")`,
@@ -245,7 +258,7 @@ function authentication(env: Env, appEnv: AppEnv): Config['auth'] {
   }
   const name = 'BOOTSTRAP_ADMIN_KEY';
   const bootstrapAdminKey = secret(env, name);
-  if (bootstrapAdminKey !== undefined && !/^bl_[a-z]+_[A-Za-z0-9_-]{43,}$/.test(bootstrapAdminKey)) {
+  if (bootstrapAdminKey !== undefined && keyPrefix(bootstrapAdminKey) === undefined) {
     throw new ConfigError(
       env[`${name}_FILE`] ? `${name}_FILE` : name,
       `must hold a key of the form bl_${keyTag}_<at least 43 characters of A-Z a-z 0-9 _ ->`,
@@ -274,11 +287,7 @@ function corsOrigins(env: Env): readonly string[] {
     .map((origin) => origin.trim())
     .filter(Boolean);
   for (const origin of origins) {
-    let parsed: URL | undefined;
-    try {
-      parsed = new URL(origin);
-    } catch {}
-    if (!parsed || parsed.origin !== origin) {
+    if (originOf(origin) !== origin) {
       throw new ConfigError(
         'CORS_ORIGINS',
         `must list origins such as https://app.example.com (got "${origin}")`,
@@ -370,13 +379,12 @@ function eventLoopUtilization(env: Env): number {
 }
 
 // The delay is the mean over half a second of how late a 10 ms timer fires (platform/overload.ts).
-// Off by default under APP_ENV=test: test runs load the machine in bursts that are not the service's own.
 function overload(env: Env, appEnv: AppEnv): Config['overload'] {
   return Object.freeze({
     maxEventLoopDelayMs: integer(
       env,
       'OVERLOAD_MAX_EVENT_LOOP_DELAY_MS',
-      appEnv === 'test' ? 0 : 200,
+      ENV_DEFAULTS[appEnv].maxEventLoopDelayMs,
       0,
       60000,
     ),

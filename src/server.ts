@@ -14,22 +14,27 @@ import { migrateUp, pendingMigrations } from './platform/migrations.ts';
 
 const MIGRATION_POLL_MS = 2000;
 
-/** Waits (readiness 503, /api 503) until another step — `npm run db:migrate`, a Job — has migrated. */
-async function waitForMigrations(pool: Pool, logger: Logger, lifecycle: Lifecycle): Promise<void> {
+/**
+ * Waits (readiness 503, /api 503) until another step — `npm run db:migrate`, a Job — has migrated;
+ * false when the process starts shutting down first. An unreachable database is asked again.
+ */
+async function waitForMigrations(pool: Pool, logger: Logger, lifecycle: Lifecycle): Promise<boolean> {
   let reported = false;
-  for (;;) {
-    const pending = await pendingMigrations(pool).catch(() => ['(database unreachable)']);
-    if (pending.length === 0 || lifecycle.shuttingDown) return;
-    if (!reported)
+  while (!lifecycle.shuttingDown) {
+    const pending = await pendingMigrations(pool).catch(() => undefined);
+    if (pending?.length === 0) return true;
+    if (pending && !reported) {
       logger.warn({ pending }, 'waiting for migrations: run npm run db:migrate (MIGRATE_ON_START=false)');
-    reported = true;
+      reported = true;
+    }
     await sleep(MIGRATION_POLL_MS);
   }
+  return false;
 }
 
 /** What has to be true before /api serves: the schema, the seed (development), a way to authenticate. */
 async function prepare(config: Config, pool: Pool, logger: Logger, lifecycle: Lifecycle): Promise<void> {
-  await waitForMigrations(pool, logger, lifecycle);
+  if (!(await waitForMigrations(pool, logger, lifecycle))) return;
   if (config.seedOnStart) {
     const inserted = await seedOriginalLoans(pool, config);
     logger.info({ inserted }, inserted > 0 ? 'seeded the original loans' : 'seed data already present');
@@ -104,6 +109,7 @@ async function main(): Promise<void> {
     process.once('SIGTERM', () => void shutdown('SIGTERM'));
     process.once('SIGINT', () => void shutdown('SIGINT'));
     await prepared;
+    if (lifecycle.shuttingDown) return;
     const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
     logger.info({ env: config.env, version: config.version }, `API: ${base}/api/loans  Docs: ${base}/docs`);
   } catch (error) {

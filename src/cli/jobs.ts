@@ -9,7 +9,7 @@ import { argsOrExit, parseArgs, UsageError } from './args.ts';
 const JOB_NAMES = Object.keys(LOAN_JOBS) as (keyof typeof LOAN_JOBS)[];
 const USAGE = `usage: npm run jobs -- ${JOB_NAMES.join(' | ')}`;
 
-export function parseJobsArgs(argv: readonly string[]): keyof typeof LOAN_JOBS {
+function parseJobsArgs(argv: readonly string[]): keyof typeof LOAN_JOBS {
   const [name, ...rest] = argv;
   if (name === undefined) throw new UsageError('a job is required');
   if (!(JOB_NAMES as string[]).includes(name)) throw new UsageError(`unknown job "${name}"`);

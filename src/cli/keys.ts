@@ -29,7 +29,7 @@ type Command =
   | { name: 'list'; json: boolean }
   | { name: 'revoke'; id: string };
 
-export function parseKeysArgs(argv: readonly string[]): Command {
+function parseKeysArgs(argv: readonly string[]): Command {
   const [command, ...rest] = argv;
   if (command === 'create') {
     const args = parseArgs(rest, {

@@ -11,7 +11,7 @@ import { migrateUp } from '../platform/migrations.ts';
 import { argsOrExit, integerArg, parseArgs } from './args.ts';
 import { progressBar } from './progress.ts';
 
-export const USAGE = 'usage: npm run db:seed -- [--loans N] [--database-url postgres://…]';
+const USAGE = 'usage: npm run db:seed -- [--loans N] [--database-url postgres://…]';
 const MAX_RANDOM_LOANS = 10_000_000;
 
 export interface SeedArgs {

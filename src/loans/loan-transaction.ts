@@ -36,7 +36,7 @@ export type Command<R> = (tx: LoanTransaction) => Promise<R>;
 export function createCommandRunner(deps: CommandDeps) {
   const { pool, config, clock, metrics } = deps;
 
-  /** Runs `command` in a transaction of its own; its facts are reported only if it committed. */
+  /** Runs `command` on `client` (the caller's transaction), collecting the facts to report once it commits. */
   async function attempt<R>(client: pg.PoolClient, caller: Caller, command: Command<R>) {
     const facts: LoanFact[] = [];
     const result = await command({ ...caller, client, config, now: clock, facts });

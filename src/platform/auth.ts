@@ -35,7 +35,7 @@ declare module 'fastify' {
 }
 
 /** Whether `role` may do what `required` may (roles are ordered: each includes the ones before it). */
-export function hasRole(role: Role, required: Role): boolean {
+function hasRole(role: Role, required: Role): boolean {
   return ROLES.indexOf(role) >= ROLES.indexOf(required);
 }
 
@@ -57,15 +57,15 @@ function keyVerifier(pool: Pool) {
   return async (presented: string): Promise<ApiKey | undefined> => {
     const hash = createHash('sha256').update(presented).digest('base64');
     const now = Date.now();
-    const cached = verified.get(hash);
-    let key = cached && cached.until > now ? cached.key : undefined;
-    if (!cached || cached.until <= now) {
-      key = await findActiveKey(pool, presented);
+    let entry = verified.get(hash);
+    if (!entry || entry.until <= now) {
+      entry = { key: await findActiveKey(pool, presented), until: now + VERIFIED_KEY_TTL_MS };
       if (verified.size >= CACHE_LIMIT) verified.clear();
-      verified.set(hash, { key, until: now + VERIFIED_KEY_TTL_MS });
+      verified.set(hash, entry);
       // At most one write a minute per key; the request does not wait for it.
-      if (key) touchKey(pool, key.id).catch(() => {});
+      if (entry.key) touchKey(pool, entry.key.id).catch(() => {});
     }
+    const { key } = entry;
     return key && (key.expiresAt === null || key.expiresAt.getTime() > now) ? key : undefined;
   };
 }

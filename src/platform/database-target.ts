@@ -2,7 +2,7 @@ import { realpath } from 'node:fs/promises';
 import pg from 'pg';
 import type { Config } from '../config.ts';
 import { ensureDatabase, withDatabase } from './database.ts';
-import { startEmbeddedPostgres } from './embedded-postgres.ts';
+import { embeddedAdminUrl, startEmbeddedPostgres } from './embedded-postgres.ts';
 import { type DataDirLocation, locateDataDir, runsAsPostgresUser } from './embedded-postgres-locations.ts';
 
 const EMBEDDED_DATABASE_NAME = 'branch_loans';
@@ -68,7 +68,7 @@ export async function openDatabaseTarget(
  * such as `npm run keys` is used), so that the CLI shares it instead of failing on the locked directory.
  */
 async function runningEmbeddedServer(port: number, dataDir: string): Promise<string | undefined> {
-  const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
+  const adminUrl = embeddedAdminUrl(port);
   const client = new pg.Client({ connectionString: adminUrl, connectionTimeoutMillis: 1000 });
   try {
     await client.connect();

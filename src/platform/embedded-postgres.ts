@@ -68,6 +68,11 @@ function waitUntilStarted(child: ChildProcess, stderr: string[]): Promise<StartM
   });
 }
 
+/** The `postgres` superuser's database on the embedded server (trust, loopback only). */
+export function embeddedAdminUrl(port: number): string {
+  return `postgres://postgres@127.0.0.1:${port}/postgres`;
+}
+
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
   port: number;
@@ -86,7 +91,7 @@ export async function startEmbeddedPostgres(options: {
 
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
-    adminUrl: `postgres://postgres@127.0.0.1:${options.port}/postgres`,
+    adminUrl: embeddedAdminUrl(options.port),
     port: options.port,
     pid: child.pid!,
     dataDir: started.dataDir,

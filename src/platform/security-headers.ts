@@ -61,15 +61,20 @@ const HELMET: HelmetOptions = {
   strictTransportSecurity: false,
   xFrameOptions: { action: 'deny' },
 };
-const API_HEADERS = headersOf(HELMET);
+const BASE_HEADERS = headersOf(HELMET);
 // Swagger UI under /docs sends its own policy, which lets its scripts and styles load (platform/openapi.ts,
 // staticCSP); the API's policy would block them.
 const DOCS_HEADERS = headersOf({ ...HELMET, contentSecurityPolicy: false });
 // Loans and keys' answers are never for a shared cache or the browser's disk.
 const NO_STORE = { 'cache-control': 'no-store' } as const;
 
-/** The same headers for an answer that no hook sees: a URL the router cannot decode (app.ts). */
-export const HEADERS_WITHOUT_HOOKS: Readonly<Record<string, string>> = { ...API_HEADERS, ...NO_STORE };
+/** An /api answer's headers; also set on one that no hook sees, a URL the router cannot decode (app.ts). */
+export const HEADERS_WITHOUT_HOOKS: Readonly<Record<string, string>> = { ...BASE_HEADERS, ...NO_STORE };
+
+function headersFor(path: string): Readonly<Record<string, string>> {
+  if (API_PATH.test(path)) return HEADERS_WITHOUT_HOOKS;
+  return DOCS_PATH.test(path) ? DOCS_HEADERS : BASE_HEADERS;
+}
 
 /**
  * Registers the headers as an onRequest hook, so that they are on every response, problems included:
@@ -77,9 +82,7 @@ export const HEADERS_WITHOUT_HOOKS: Readonly<Record<string, string>> = { ...API_
  */
 export async function registerSecurityHeaders(app: FastifyInstance, config: Config): Promise<void> {
   app.addHook('onRequest', async (request, reply) => {
-    const path = requestPath(request);
-    reply.headers(DOCS_PATH.test(path) ? DOCS_HEADERS : API_HEADERS);
-    if (API_PATH.test(path)) reply.headers(NO_STORE);
+    reply.headers(headersFor(requestPath(request)));
   });
 
   if (config.corsOrigins.length === 0) return;

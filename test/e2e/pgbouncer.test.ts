@@ -7,7 +7,7 @@ import { buildApp } from '../../src/app.ts';
 import { applyStatementTimeout, createPool, type Pool } from '../../src/platform/database.ts';
 import { testConfig } from '../helpers/app.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { TERMS } from '../helpers/loans.ts';
+import { post, TERMS } from '../helpers/loans.ts';
 import { type Pgbouncer, pgbouncerMissing, startPgbouncer } from '../helpers/pgbouncer.ts';
 import { skipWhenMissing } from '../helpers/process.ts';
 
@@ -42,18 +42,13 @@ describe.skipIf(skip)('through PgBouncer in transaction mode', () => {
     await db?.drop();
   });
 
-  const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-    app.inject({
-      method: 'POST',
-      url,
-      headers: { 'content-type': 'application/json', ...headers },
-      payload: JSON.stringify(body),
-    });
+  const send = (url: string, body: unknown, headers: Record<string, string> = {}) =>
+    post(app, url, body, headers);
 
   it('serves reads, writes and idempotent replays (no startup parameter refused)', async () => {
-    const created = await post('/api/loans', TERMS, { 'idempotency-key': 'pooled-1' });
+    const created = await send('/api/loans', TERMS, { 'idempotency-key': 'pooled-1' });
     expect(created.statusCode, created.body).toBe(201);
-    const replay = await post('/api/loans', TERMS, { 'idempotency-key': 'pooled-1' });
+    const replay = await send('/api/loans', TERMS, { 'idempotency-key': 'pooled-1' });
     expect(replay.headers['idempotent-replayed']).toBe('true');
     expect(replay.body).toBe(created.body);
     expect((await app.inject({ url: '/api/loans' })).json()).toHaveLength(1);
@@ -61,14 +56,14 @@ describe.skipIf(skip)('through PgBouncer in transaction mode', () => {
   });
 
   it('cancels a query blocked longer than DATABASE_STATEMENT_TIMEOUT_MS and answers 503', async () => {
-    const id = (await post('/api/loans', TERMS)).json().id as string;
+    const id = (await send('/api/loans', TERMS)).json().id as string;
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM loans WHERE id = $1 FOR UPDATE', [id]);
       const started = performance.now();
-      const blocked = await post(`/api/loans/${id}/approve`, {});
+      const blocked = await send(`/api/loans/${id}/approve`, {});
       const elapsed = performance.now() - started;
       expect(blocked.statusCode, blocked.body).toBe(503);
       expect(blocked.json().type).toBe('https://branchloans.com/problems/service-unavailable');
@@ -78,6 +73,6 @@ describe.skipIf(skip)('through PgBouncer in transaction mode', () => {
       await holder.query('ROLLBACK');
       await holder.end();
     }
-    expect((await post(`/api/loans/${id}/approve`, {})).statusCode).toBe(200);
+    expect((await send(`/api/loans/${id}/approve`, {})).statusCode).toBe(200);
   });
 });

@@ -1,9 +1,10 @@
 // A replica in a rolling deployment: it waits for the migration step instead of migrating, and on
 // SIGTERM stops being ready but keeps serving while the load balancer notices, then drains.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.ts';
 import { createEmptyDatabase, type TestDatabase } from '../helpers/database.ts';
 import { freePort } from '../helpers/ports.ts';
-import { type AppProcess, appEnv, run, startServer, waitFor } from '../helpers/process.ts';
+import { type AppProcess, sleep, startServer, waitFor } from '../helpers/process.ts';
 
 const DRAIN_DELAY_MS = 1500;
 let db: TestDatabase;
@@ -49,10 +50,7 @@ describe('a replica with MIGRATE_ON_START=false', () => {
     const keyed = await fetch(`${base}/api/loans`, { headers: { 'x-api-key': `bl_test_${'A'.repeat(43)}` } });
     expect(keyed.status).toBe(503);
 
-    const migrated = await run(process.execPath, ['--import', 'tsx', 'src/cli/migrate.ts'], {
-      env: appEnv({ APP_ENV: 'test', DATABASE_URL: db.url }),
-      timeoutMs: 60_000,
-    });
+    const migrated = await runCli('migrate', [], { DATABASE_URL: db.url });
     expect(migrated.code, migrated.stderr).toBe(0);
     await server.waitForLog((line) => line.msg?.startsWith('API: ') === true, 15_000);
     expect(await status('/readiness')).toBe(200);
@@ -65,6 +63,9 @@ describe('a replica with MIGRATE_ON_START=false', () => {
     await waitFor('readiness to turn 503', async () => (await status('/readiness')) === 503, {
       timeoutMs: 500,
     });
+    expect(await status('/api/loans')).toBe(200);
+    // Still serving towards the end of the delay, not only at its start.
+    await sleep(Math.max(0, signalled + DRAIN_DELAY_MS - 400 - performance.now()));
     expect(await status('/api/loans')).toBe(200);
     const exit = await server.waitForExit(DRAIN_DELAY_MS + 10_000);
     expect(exit.code).toBe(0);

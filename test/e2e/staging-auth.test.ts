@@ -3,10 +3,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/platform/api-keys.ts';
+import { runCli } from '../helpers/cli.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { TERMS } from '../helpers/loans.ts';
 import { freePort } from '../helpers/ports.ts';
-import { type AppProcess, appEnv, makeTempDir, removeTempDir, run, startServer } from '../helpers/process.ts';
+import { type AppProcess, makeTempDir, removeTempDir, startServer } from '../helpers/process.ts';
 
 const STARTUP_TIMEOUT = 60_000;
 let db: TestDatabase;
@@ -30,9 +31,7 @@ const staging = (vars: Record<string, string> = {}) => ({
 });
 
 async function keysCli(...args: string[]) {
-  const result = await run(process.execPath, ['--import', 'tsx', 'src/cli/keys.ts', ...args], {
-    env: appEnv(staging()),
-  });
+  const result = await runCli('keys', args, staging());
   expect(result.code, result.stderr).toBe(0);
   return JSON.parse(result.stdout) as { id: string; key: string };
 }

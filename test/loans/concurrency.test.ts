@@ -81,9 +81,10 @@ describe('concurrent requests', () => {
     const terms = { currency: 'KES', amount: '1000.00', term_months: 12, interest_rate_apr: '10' };
     const ids = await times(5, () => loanIn(t.app, 'disbursed', terms));
     let paying = true;
+    const statuses: number[] = [];
     const payments = (async () => {
       for (let round = 0; round < 8; round++) {
-        await times(ids.length * 3, (i) =>
+        const responses = await times(ids.length * 3, (i) =>
           post(
             t.app,
             `/api/loans/${ids[i % ids.length]}/repayments`,
@@ -91,6 +92,7 @@ describe('concurrent requests', () => {
             { 'idempotency-key': newKey() },
           ),
         );
+        statuses.push(...responses.map((response) => response.statusCode));
       }
       paying = false;
     })();
@@ -100,6 +102,7 @@ describe('concurrent requests', () => {
       for (const poll of polls) ratios.push(poll.json().amounts.KES.par30_ratio);
     }
     await payments;
+    expect(statuses).toEqual(Array(8 * ids.length * 3).fill(201));
     expect(ratios.length).toBeGreaterThan(10);
     expect(ratios.filter((ratio) => ratio !== '0.0000')).toEqual([]);
   });

@@ -24,16 +24,16 @@ describe('response shapes', () => {
     expect(keys((await get('/api/loans'))[0])).toEqual(keys(Loan.properties));
   });
 
-  it('every action returns the loan as GET shows it', async () => {
-    const id = await loanIn(t.app, 'pending');
-    const approved = await post(
-      t.app,
-      `/api/loans/${id}/approve`,
-      { note: 'ok' },
-      { 'idempotency-key': newKey() },
-    );
-    expect(approved.statusCode).toBe(200);
-    expect(approved.json()).toEqual(await get(`/api/loans/${id}`));
+  it.each([
+    ['approve', 'pending', { note: 'ok' }],
+    ['reject', 'pending', { reason: 'policy' }],
+    ['disburse', 'approved', {}],
+    ['default', 'disbursed', { reason: 'unreachable' }],
+  ] as const)('%s returns the loan as GET shows it', async (action, from, body) => {
+    const id = await loanIn(t.app, from);
+    const answered = await post(t.app, `/api/loans/${id}/${action}`, body, { 'idempotency-key': newKey() });
+    expect(answered.statusCode).toBe(200);
+    expect(answered.json()).toEqual(await get(`/api/loans/${id}`));
   });
 
   it('POST /api/loans/{id}/repayments returns the repayment as the list shows it', async () => {

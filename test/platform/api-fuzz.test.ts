@@ -267,6 +267,7 @@ describe('requests generated from the OpenAPI document', () => {
             status: response.statusCode,
             type: expect.stringMatching(/^https:\/\/branchloans\.com\/problems\//),
           });
+          expect(response.headers['x-request-id']).toEqual(expect.any(String));
           expect(problem.request_id).toBe(response.headers['x-request-id']);
           expect(
             await changes(),

@@ -4,6 +4,7 @@ import { generateKey, insertKey, type Role } from '../../src/platform/api-keys.t
 import { prepareAuthentication } from '../../src/platform/auth.ts';
 import { buildTestApp, JSON_HEADERS, type TestApp, testConfig } from '../helpers/app.ts';
 import { newKey, TERMS } from '../helpers/loans.ts';
+import { sleep } from '../helpers/process.ts';
 
 let t: TestApp;
 const keys = {} as Record<Role, { id: string; secret: string }>;
@@ -84,7 +85,7 @@ describe('authentication', () => {
     const started = performance.now();
     while ((await call('GET', '/api/loans', headers)).statusCode === 200) {
       expect(performance.now() - started).toBeLessThan(5500);
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      await sleep(250);
     }
     expect401(await call('GET', '/api/loans', headers));
   });
@@ -144,7 +145,7 @@ describe('roles', () => {
     expect(paid.statusCode).toBe(201);
   });
 
-  it('lets an officer and an admin do everything an action needs', async () => {
+  it('lets an admin act on a loan another key created', async () => {
     const id = await createAs('officer');
     expect(
       (await call('POST', `/api/loans/${id}/reject`, bearer('admin'), { reason: 'policy' })).statusCode,

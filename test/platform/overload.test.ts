@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PROBLEM_BASE } from '../../src/platform/errors.ts';
 import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { sleep } from '../helpers/process.ts';
 
 const SPIN_MS = 500;
 const WAIT_MS = 15_000;
@@ -161,7 +162,7 @@ describe('without pressure, or with the checks off', () => {
     const { t, get } = await listening({ OVERLOAD_MAX_EVENT_LOOP_DELAY_MS: '1000' });
     try {
       // Past the first windows after start, which are never judged.
-      await new Promise((resolve) => setTimeout(resolve, 2 * SPIN_MS + 200));
+      await sleep(2 * SPIN_MS + 200);
       const answers = await Promise.all(
         Array.from({ length: 40 }, (_, i) => get(i % 2 ? '/api/loans' : '/api/stats')),
       );
@@ -180,7 +181,7 @@ describe('without pressure, or with the checks off', () => {
     try {
       const until = performance.now() + 2 * SPIN_MS;
       while (performance.now() < until) {}
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
       expect((await t.app.inject({ url: '/api/loans' })).statusCode).toBe(200);
       const metrics = await t.app.inject({ url: '/metrics' });
       expect(shedCounts(metrics.body)).toEqual({

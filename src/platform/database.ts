@@ -184,7 +184,10 @@ export async function applyStatementTimeout(url: string, ms: number): Promise<vo
   await client.connect();
   try {
     await client.query(
+      // Replicas start together: concurrent first settings would collide in pg_db_role_setting, so they
+      // take turns under a lock held until this statement commits.
       `DO $$ BEGIN
+         PERFORM pg_advisory_xact_lock(hashtextextended('branch-loans:statement_timeout', 0));
          EXECUTE format('ALTER ROLE CURRENT_USER IN DATABASE %I SET statement_timeout = %L', current_database(), '${ms}ms');
        END $$`,
     );

@@ -77,6 +77,18 @@ async function startBaseline(options: { databaseUrl: string; host: string; port:
   const pool = new pg.Pool({ connectionString: options.databaseUrl, max: options.poolMax });
   const app = Fastify({ logger: false });
 
+  const startedAt = performance.now();
+  app.get('/health', async () => {
+    const started = performance.now();
+    await pool.query('SELECT 1');
+    return {
+      status: 'ok',
+      checks: { database: { status: 'ok', latency_ms: Math.round((performance.now() - started) * 100) / 100 } },
+      version: '0.0.0',
+      uptime_s: Math.floor((performance.now() - startedAt) / 1000),
+    };
+  });
+
   app.get<{ Params: { id: string } }>('/api/loans/:id', async (request, reply) => {
     const result = await pool.query<Row>(`SELECT ${COLUMNS} FROM loans WHERE id = $1`, [request.params.id]);
     const row = result.rows[0];

@@ -14,7 +14,15 @@ import { endpoints, fixtures } from './endpoints.ts';
 import { type Measurement, measure, medianOf } from './measure.ts';
 import { type OverloadResult, overload } from './overload.ts';
 import { type EndpointResult, label, log, markdownReport } from './report.ts';
-import { peakRssMiB, type Server, startServer, stopAllServers, stopServer } from './servers.ts';
+import {
+  buildService,
+  peakRssMiB,
+  type Server,
+  startBaseline,
+  startService,
+  stopAllServers,
+  stopServer,
+} from './servers.ts';
 
 const USAGE =
   'usage: npm run bench -- [--sizes 10000,1000000] [--duration 10] [--warmup 2] [--connections 50] ' +
@@ -85,7 +93,28 @@ interface SizeRun {
   deepPlan: string[];
 }
 
-async function benchSize(args: BenchArgs, adminUrl: string, loans: number, config: Config): Promise<SizeRun> {
+/**
+ * The service as production runs it, with every feature on: request log lines at info, authentication,
+ * and its rate limiter, with a budget no run here can spend (600 a minute per key, the production
+ * default, would refuse all but the first second).
+ */
+function serviceEnvironment(url: string, config: Config, extra: Record<string, string>): Record<string, string> {
+  return {
+    DATABASE_URL: url,
+    DATABASE_POOL_MAX: String(config.database.poolMax),
+    LOG_LEVEL: 'info',
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    ...extra,
+  };
+}
+
+async function benchSize(
+  args: BenchArgs,
+  adminUrl: string,
+  loans: number,
+  config: Config,
+  appDir: string,
+): Promise<SizeRun> {
   const template = await seededDatabase(adminUrl, loans, { fresh: args.fresh, config });
   const database = await cloneForRun(adminUrl, template);
   const url = withDatabase(adminUrl, database);
@@ -93,14 +122,13 @@ async function benchSize(args: BenchArgs, adminUrl: string, loans: number, confi
   const servers: Server[] = [];
   try {
     const fixture = await fixtures(url, args);
-    const service = await startServer('service', ['--database-url', url]);
+    const service = await startService(
+      appDir,
+      serviceEnvironment(url, config, {}),
+      join(workDir, 'service.log'),
+    );
     servers.push(service);
-    const baseline = await startServer('baseline', [
-      '--database-url',
-      url,
-      '--pool-max',
-      String(config.database.poolMax),
-    ]);
+    const baseline = await startBaseline(['--database-url', url, '--pool-max', String(config.database.poolMax)]);
     servers.push(baseline);
 
     const headers = { authorization: `Bearer ${fixture.apiKey}` };
@@ -153,11 +181,12 @@ async function main(argv: readonly string[]): Promise<void> {
   const server = await withClient(adminUrl, (db) =>
     db.query<{ version: string }>('SELECT version()').then((result) => result.rows[0]!.version),
   );
+  const appDir = await buildService(await mkdtemp(join(tmpdir(), 'bl-bench-app-')));
   const results: EndpointResult[] = [];
   const overloads: { size: number; result: OverloadResult }[] = [];
   const plans: Record<string, string[]> = {};
   for (const loans of args.sizes) {
-    const run = await benchSize(args, adminUrl, loans, config);
+    const run = await benchSize(args, adminUrl, loans, config, appDir);
     results.push(...run.results);
     if (run.overload) overloads.push({ size: loans, result: run.overload });
     plans[label(loans)] = run.deepPlan;

@@ -169,6 +169,7 @@ export function endpoints(fixture: Fixtures, url: string): Endpoint[] {
   const byId = fixture.ids.map((id) => `/api/loans/${id}`);
   const repayments = fixture.repaymentIds.map((id) => `/api/loans/${id}/repayments`);
   return [
+    { name: 'GET /health', method: 'GET', paths: () => ['/health'] },
     { name: 'GET /api/loans/{id}', method: 'GET', paths: () => byId },
     { name: 'GET /api/loans (first page)', method: 'GET', paths: () => ['/api/loans'] },
     {

@@ -1,4 +1,5 @@
 import type { Queryable } from '../platform/database.ts';
+import type { Rfc3339 } from '../platform/timestamps.ts';
 import type { LoanStatus } from './loan-status.ts';
 
 export const EVENT_TYPES = [
@@ -20,12 +21,12 @@ export interface EventRow {
   to_status: LoanStatus;
   actor: string;
   request_id: string;
-  at: Date;
+  at: Rfc3339;
   data: Record<string, unknown>;
 }
 
+/** An event of the loan that the statement it is written with changes. */
 export interface NewEvent {
-  loanId: string;
   type: EventType;
   from: LoanStatus | null;
   to: LoanStatus;
@@ -35,21 +36,32 @@ export interface NewEvent {
   data: Record<string, unknown>;
 }
 
-export async function appendEvent(db: Queryable, event: NewEvent): Promise<void> {
-  await db.query(
-    `INSERT INTO loan_events (loan_id, type, from_status, to_status, actor, request_id, at, data)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [
-      event.loanId,
-      event.type,
-      event.from,
-      event.to,
-      event.actor,
-      event.requestId,
-      event.at,
-      JSON.stringify(event.data),
-    ],
+/**
+ * `statement` (an INSERT or UPDATE of one loan, RETURNING its columns) and `events` of that loan as one
+ * statement, with the events' parameters appended to `params`: the events are written, in order, only
+ * when the statement returns the loan, and the two commit or fail together in one round trip.
+ */
+export function withEvents(statement: string, params: unknown[], events: NewEvent[]): string {
+  const first = params.length + 1;
+  params.push(
+    events.map((event) => event.type),
+    events.map((event) => event.from),
+    events.map((event) => event.to),
+    events.map((event) => event.actor),
+    events.map((event) => event.requestId),
+    events.map((event) => event.at),
+    events.map((event) => JSON.stringify(event.data)),
   );
+  const [type, from, to, actor, requestId, at, data] = [0, 1, 2, 3, 4, 5, 6].map((i) => `$${first + i}`);
+  return `WITH loan AS (${statement}), events AS (
+      INSERT INTO loan_events (loan_id, type, from_status, to_status, actor, request_id, at, data)
+      SELECT loan.id, e.type, e.from_status, e.to_status, e.actor, e.request_id, e.at, e.data
+        FROM loan, unnest(${type}::text[], ${from}::text[], ${to}::text[], ${actor}::text[], ${requestId}::text[],
+                          ${at}::timestamptz[], ${data}::jsonb[])
+                   WITH ORDINALITY AS e(type, from_status, to_status, actor, request_id, at, data, n)
+       ORDER BY e.n
+    )
+    SELECT * FROM loan`;
 }
 
 /** The history of a loan, oldest first. */

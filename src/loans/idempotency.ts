@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { type Pool, withTransaction } from '../platform/database.ts';
+import type { Pool } from '../platform/database.ts';
 import { AppError } from '../platform/errors.ts';
 
 /** A response as it goes on the wire, so that a replay is byte for byte the same. */
@@ -45,27 +45,44 @@ export function requestFingerprint(method: string, path: string, body: unknown):
     .digest('hex');
 }
 
+type Stored = StoredResponse & { fingerprint: string };
+
 /**
- * Takes the key's transaction-scoped lock, waiting up to `waitMs` for a request that holds it; false
- * when it stays held. A wait of 0 must not become `lock_timeout = 0`, which PostgreSQL reads as "no limit".
+ * One round trip: begins the transaction, takes the key's transaction-scoped lock (waiting up to
+ * `waitMs` for a request that holds it), reads what the key stored, and sets the savepoint a refusal
+ * rolls back to. Undefined when the lock stays held. A wait of 0 tries the lock: `lock_timeout = 0`
+ * would mean "no limit". The simple protocol runs several statements at once but takes no parameters,
+ * so the values are quoted by the driver (escapeLiteral).
  */
-async function lockKey(client: pg.PoolClient, name: string, waitMs: number): Promise<boolean> {
-  if (waitMs === 0) {
-    const tried = await client.query<{ locked: boolean }>(
-      'SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0)) AS locked',
-      [name],
-    );
-    return tried.rows[0]!.locked;
-  }
-  await client.query(`SELECT set_config('lock_timeout', $1, true)`, [`${waitMs}ms`]);
+async function openKey(
+  client: pg.PoolClient,
+  request: IdempotencyKey,
+  waitMs: number,
+): Promise<{ previous: Stored | undefined } | undefined> {
+  const quote = (value: string) => client.escapeLiteral(value);
+  const lock = `hashtextextended(${quote(JSON.stringify([request.scope, request.key]))}, 0)`;
+  const takeLock =
+    waitMs === 0
+      ? `SELECT pg_try_advisory_xact_lock(${lock}) AS locked;`
+      : `SET LOCAL lock_timeout = '${waitMs}ms';
+         SELECT true AS locked FROM pg_advisory_xact_lock(${lock});
+         SET LOCAL lock_timeout = 0;`;
+  let results: pg.QueryResult[];
   try {
-    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [name]);
+    results = (await client.query(
+      `BEGIN;
+       ${takeLock}
+       SELECT fingerprint, status, headers, body FROM idempotency_keys
+        WHERE scope = ${quote(request.scope)} AND key = ${quote(request.key)};
+       SAVEPOINT idempotent_work`,
+    )) as unknown as pg.QueryResult[];
   } catch (error) {
-    if ((error as { code?: string }).code === '55P03') return false; // lock_not_available
+    if ((error as { code?: string }).code === '55P03') return undefined; // lock_not_available
     throw error;
   }
-  await client.query(`SELECT set_config('lock_timeout', '0', true)`);
-  return true;
+  const locked = results.find((result) => result.fields[0]?.name === 'locked')!.rows[0].locked as boolean;
+  if (!locked) return undefined;
+  return { previous: results.at(-2)!.rows[0] as Stored | undefined };
 }
 
 /**
@@ -73,7 +90,8 @@ async function lockKey(client: pg.PoolClient, name: string, waitMs: number): Pro
  * stored response (the bytes `work` rendered) commit or roll back as one. A concurrent request with the
  * same key waits up to `waitMs` for the first to finish (and then replays it); after that it gets 409
  * in-progress. A deterministic refusal is stored as `renderRefusal` renders it; unexpected errors roll
- * everything back and leave no key, so a retry executes safely.
+ * everything back and leave no key, so a retry executes safely. The key's statements take two round
+ * trips in all: one before `work` (openKey), one storing the response and committing.
  */
 export async function runIdempotent(
   pool: Pool,
@@ -83,32 +101,29 @@ export async function runIdempotent(
   renderRefusal: (error: AppError) => StoredResponse,
 ): Promise<Outcome> {
   const { key } = request;
-  return withTransaction(pool, async (client) => {
-    if (!(await lockKey(client, JSON.stringify([request.scope, key]), waitMs))) {
+  const client = await pool.connect();
+  try {
+    const opened = await openKey(client, request, waitMs);
+    if (!opened) {
       throw new AppError('idempotency-request-in-progress', {
         detail: `A request with Idempotency-Key "${key}" is still being processed; retry shortly`,
         headers: { 'retry-after': '1' },
       });
     }
-
-    const stored = await client.query<StoredResponse & { fingerprint: string }>(
-      'SELECT fingerprint, status, headers, body FROM idempotency_keys WHERE scope = $1 AND key = $2',
-      [request.scope, key],
-    );
-    const previous = stored.rows[0];
+    const { previous } = opened;
     if (previous) {
       if (previous.fingerprint !== request.fingerprint) {
         throw new AppError('idempotency-key-reused', {
           detail: `Idempotency-Key "${key}" was already used with a different request`,
         });
       }
+      await client.query('COMMIT');
       return {
         response: { status: previous.status, headers: previous.headers, body: previous.body },
         replayed: true,
       };
     }
 
-    await client.query('SAVEPOINT idempotent_work');
     let response: StoredResponse;
     try {
       response = await work(client);
@@ -117,19 +132,20 @@ export async function runIdempotent(
       await client.query('ROLLBACK TO SAVEPOINT idempotent_work');
       response = renderRefusal(error);
     }
+    const values = [request.scope, key, request.fingerprint, String(response.status)]
+      .concat(JSON.stringify(response.headers), response.body)
+      .map((value) => client.escapeLiteral(value));
     await client.query(
-      `INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body) VALUES ($1, $2, $3, $4, $5, $6)`,
-      [
-        request.scope,
-        key,
-        request.fingerprint,
-        response.status,
-        JSON.stringify(response.headers),
-        response.body,
-      ],
+      `INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body) VALUES (${values.join(', ')});
+       COMMIT`,
     );
     return { response, replayed: false };
-  });
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
 }
 
 /** Deletes keys older than `ttlHours`; returns how many. */

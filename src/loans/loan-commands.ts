@@ -7,7 +7,7 @@ import { ANONYMOUS } from '../platform/auth.ts';
 import { calendarDateOf } from '../platform/calendar.ts';
 import { AppError, notFound, validationError } from '../platform/errors.ts';
 import { MAX_REPAYMENTS_PER_LOAN, planRepayment } from './allocation.ts';
-import { appendEvent, type EventType } from './events.repository.ts';
+import type { EventType, NewEvent } from './events.repository.ts';
 import {
   allowedActions,
   CHECKER_ACTIONS,
@@ -48,14 +48,16 @@ export async function createLoan(
 ): Promise<LoanResult> {
   const now = tx.now();
   const terms = validateTerms(tx.config, body, inBody);
-  const loan = await insertLoan(tx.client, { ...terms, id, borrowerId: body.borrower_id }, tx.actor, now);
-  await recordEvent(tx, now, loan.id, 'created', null, 'pending', {
-    borrower_id: loan.borrower_id,
+  const created = eventOf(tx, now, 'created', null, 'pending', {
+    borrower_id: body.borrower_id,
     amount: formatMoney(terms.amountMinor, terms.currency),
     currency: terms.currency,
     term_months: terms.termMonths,
     interest_rate_apr: terms.interestRateApr,
   });
+  const loan = await insertLoan(tx.client, { ...terms, id, borrowerId: body.borrower_id }, tx.actor, now, [
+    created,
+  ]);
   tx.facts.push({ kind: 'created', currency: terms.currency });
   return { loan };
 }
@@ -124,6 +126,8 @@ export async function recordRepayment(
   const amount = positiveAmount(body.amount, loan.currency);
   if ('reason' in amount) throw validationError([inBody('amount', amount.reason)]);
   const paidOn = pastDate(body.paid_on, calendarDateOf(now), 'paid_on', loan.disbursed_on!);
+  // A statement of its own, after the lock: a subquery of the locking statement would read the
+  // repayments as they were before the lock's wait, without those of the transaction it waited for.
   const prior = (await listRepayments(tx.client, id)).map((row) => BigInt(row.amount_minor));
   if (prior.length >= MAX_REPAYMENTS_PER_LOAN) {
     throw new AppError('validation-error', {
@@ -155,26 +159,29 @@ export async function recordRepayment(
     createdAt: now,
   });
   const money = (minor: bigint) => formatMoney(minor, loan.currency);
-  await recordEvent(tx, now, id, 'repayment', loan.status, loan.status, {
-    repayment_id: repayment.id,
-    amount: money(plan.amountMinor),
-    interest: money(plan.interestMinor),
-    principal: money(plan.principalMinor),
-    paid_on: paidOn,
-    reference: repayment.reference,
-  });
   const to = plan.cleared ? CLEARED_STATUS : loan.status;
-  const updated = await changeStatus(tx, loan, 'repayments', to, {
+  const events = [
+    eventOf(tx, now, 'repayment', loan.status, loan.status, {
+      repayment_id: repayment.id,
+      amount: money(plan.amountMinor),
+      interest: money(plan.interestMinor),
+      principal: money(plan.principalMinor),
+      paid_on: paidOn,
+      reference: repayment.reference,
+    }),
+    ...(plan.cleared
+      ? [eventOf(tx, now, CLEARED_STATUS, loan.status, to, { repayment_id: repayment.id })]
+      : []),
+  ];
+  const changes = {
     outstanding_principal_minor: plan.outstandingPrincipalMinor,
     repaid_minor: plan.totalPaidMinor,
     oldest_unpaid_due_date: plan.nextDueDate,
     ...(plan.cleared ? { repaid_at: now } : {}),
-  });
+  };
+  const updated = await changeStatus(tx, loan, 'repayments', to, changes, events);
   tx.facts.push({ kind: 'repayment', currency: loan.currency, amountMinor: plan.amountMinor });
-  if (plan.cleared) {
-    await recordEvent(tx, now, id, CLEARED_STATUS, loan.status, to, { repayment_id: repayment.id });
-    tx.facts.push({ kind: 'transition', from: loan.status, to });
-  }
+  if (plan.cleared) tx.facts.push({ kind: 'transition', from: loan.status, to });
   return { repayment, loan: updated };
 }
 
@@ -193,8 +200,9 @@ async function transition(
 ): Promise<LoanResult> {
   const { loan, now } = await lockFor(tx, id, action);
   const { to, changes, data } = plan(loan, now);
-  const updated = await changeStatus(tx, loan, action, to, changes);
-  await recordEvent(tx, now, id, to, loan.status, to, data);
+  const updated = await changeStatus(tx, loan, action, to, changes, [
+    eventOf(tx, now, to, loan.status, to, data),
+  ]);
   tx.facts.push({ kind: 'transition', from: loan.status, to });
   return { loan: updated };
 }
@@ -216,16 +224,18 @@ async function lockFor(tx: LoanTransaction, id: string, action: LoanAction) {
   return { loan, now: tx.now() };
 }
 
-/** The conditional update; when a concurrent change got there first, says why this one lost. */
+/** The conditional update with its events; when a concurrent change got there first, says why this one lost. */
 async function changeStatus(
   tx: LoanTransaction,
   loan: LoanRow,
   action: LoanAction,
   to: LoanStatus,
   changes: LoanChanges,
+  events: NewEvent[],
 ): Promise<LoanRow> {
   const version = tx.ifMatch === undefined ? undefined : loan.version;
-  const updated = await updateLoanIf(tx.client, { id: loan.id, from: loan.status, version }, to, changes);
+  const where = { id: loan.id, from: loan.status, version };
+  const updated = await updateLoanIf(tx.client, where, to, changes, events);
   if (updated) return updated;
   const current = await findLoan(tx.client, loan.id);
   if (!current) throw notFound(`Loan ${loan.id} does not exist`);
@@ -233,25 +243,15 @@ async function changeStatus(
   throw invalidTransition(current, action);
 }
 
-function recordEvent(
+function eventOf(
   tx: LoanTransaction,
   at: Date,
-  loanId: string,
   type: EventType,
   from: LoanStatus | null,
   to: LoanStatus,
   data: Record<string, unknown>,
-) {
-  return appendEvent(tx.client, {
-    loanId,
-    type,
-    from,
-    to,
-    actor: tx.actor,
-    requestId: tx.requestId,
-    at,
-    data,
-  });
+): NewEvent {
+  return { type, from, to, actor: tx.actor, requestId: tx.requestId, at, data };
 }
 
 function invalidTransition(loan: LoanRow, action: LoanAction): AppError {

@@ -7,8 +7,6 @@ import type { LoanRow } from './loans.repository.ts';
 import type { RepaymentRow } from './repayments.repository.ts';
 import type { Installment, Schedule } from './schedule.ts';
 
-const iso = (value: Date | null) => (value ? value.toISOString() : null);
-
 /** Strong validator that changes with every update of the loan row. */
 export function etagOf(row: LoanRow): string {
   return `"${row.id.slice(0, 8)}-v${row.version}"`;
@@ -25,17 +23,17 @@ export function loanView(row: LoanRow, today: string) {
     term_months: row.term_months,
     interest_rate_apr: row.interest_rate_apr,
     status: row.status,
-    created_at: row.created_at.toISOString(),
-    updated_at: row.updated_at.toISOString(),
-    approved_at: iso(row.approved_at),
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    approved_at: row.approved_at,
     approval_note: row.approval_note,
-    rejected_at: iso(row.rejected_at),
+    rejected_at: row.rejected_at,
     rejection_reason: row.rejection_reason,
-    disbursed_at: iso(row.disbursed_at),
+    disbursed_at: row.disbursed_at,
     disbursed_on: row.disbursed_on,
-    defaulted_at: iso(row.defaulted_at),
+    defaulted_at: row.defaulted_at,
     default_reason: row.default_reason,
-    repaid_at: iso(row.repaid_at),
+    repaid_at: row.repaid_at,
     outstanding_principal: money(row.outstanding_principal_minor),
     total_repaid: money(row.repaid_minor),
     next_due_date: oldestDue,
@@ -84,7 +82,7 @@ export function repaymentView(row: RepaymentRow, currency: string) {
     reference: row.reference,
     actor: row.actor,
     request_id: row.request_id,
-    created_at: row.created_at.toISOString(),
+    created_at: row.created_at,
   };
 }
 
@@ -97,7 +95,7 @@ export function eventView(row: EventRow) {
     to_status: row.to_status,
     actor: row.actor,
     request_id: row.request_id,
-    at: row.at.toISOString(),
+    at: row.at,
     data: row.data,
   };
 }

@@ -1,4 +1,6 @@
 import type { Queryable } from '../platform/database.ts';
+import type { Rfc3339 } from '../platform/timestamps.ts';
+import { type NewEvent, withEvents } from './events.repository.ts';
 import type { LoanStatus } from './loan-status.ts';
 
 export interface LoanRow {
@@ -11,19 +13,19 @@ export interface LoanRow {
   /** numeric(5,2) as written, e.g. "18.50". */
   interest_rate_apr: string;
   status: LoanStatus;
-  created_at: Date;
-  updated_at: Date;
+  created_at: Rfc3339;
+  updated_at: Rfc3339;
   version: number;
   created_by: string;
-  approved_at: Date | null;
+  approved_at: Rfc3339 | null;
   approval_note: string | null;
-  rejected_at: Date | null;
+  rejected_at: Rfc3339 | null;
   rejection_reason: string | null;
-  disbursed_at: Date | null;
+  disbursed_at: Rfc3339 | null;
   disbursed_on: string | null;
-  defaulted_at: Date | null;
+  defaulted_at: Rfc3339 | null;
   default_reason: string | null;
-  repaid_at: Date | null;
+  repaid_at: Rfc3339 | null;
   outstanding_principal_minor: string;
   repaid_minor: string;
   oldest_unpaid_due_date: string | null;
@@ -43,28 +45,29 @@ export interface NewLoan {
   interestRateApr: string;
 }
 
+/** Inserts the loan with its events (the `created` event) in one statement. */
 export async function insertLoan(
   db: Queryable,
   loan: NewLoan,
   createdBy: string,
   createdAt: Date,
+  events: NewEvent[],
 ): Promise<LoanRow> {
-  const result = await db.query<LoanRow>(
-    `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr, created_by,
-                        created_at, updated_at)
-     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $8)
-     RETURNING ${LOAN_COLUMNS}`,
-    [
-      loan.id ?? null,
-      loan.borrowerId,
-      loan.currency,
-      loan.amountMinor.toString(),
-      loan.termMonths,
-      loan.interestRateApr,
-      createdBy,
-      createdAt,
-    ],
-  );
+  const params: unknown[] = [
+    loan.id ?? null,
+    loan.borrowerId,
+    loan.currency,
+    loan.amountMinor.toString(),
+    loan.termMonths,
+    loan.interestRateApr,
+    createdBy,
+    createdAt,
+  ];
+  const insert = `INSERT INTO loans (id, borrower_id, currency, amount_minor, term_months, interest_rate_apr,
+                                      created_by, created_at, updated_at)
+                  VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $8)
+                  RETURNING ${LOAN_COLUMNS}`;
+  const result = await db.query<LoanRow>(withEvents(insert, params, events), params);
   return result.rows[0]!;
 }
 
@@ -94,13 +97,15 @@ export interface LoanChanges {
 
 /**
  * The one conditional update behind every state change: it applies only while the loan is still in
- * `from` (and at `version`, when the caller sent If-Match), so of concurrent changes exactly one wins.
+ * `from` (and at `version`, when the caller sent If-Match), so of concurrent changes exactly one wins;
+ * its events are written with it.
  */
 export async function updateLoanIf(
   db: Queryable,
   where: { id: string; from: LoanStatus; version?: number },
   to: LoanStatus,
   changes: LoanChanges,
+  events: NewEvent[],
 ): Promise<LoanRow | undefined> {
   const params: unknown[] = [where.id, where.from, to];
   const sets = ['status = $3'];
@@ -113,10 +118,8 @@ export async function updateLoanIf(
     params.push(where.version);
     condition += ` AND version = $${params.length}`;
   }
-  const result = await db.query<LoanRow>(
-    `UPDATE loans SET ${sets.join(', ')} WHERE ${condition} RETURNING ${LOAN_COLUMNS}`,
-    params,
-  );
+  const update = `UPDATE loans SET ${sets.join(', ')} WHERE ${condition} RETURNING ${LOAN_COLUMNS}`;
+  const result = await db.query<LoanRow>(withEvents(update, params, events), params);
   return result.rows[0];
 }
 

@@ -62,7 +62,7 @@ export function createLoansService(deps: { pool: Pool; readPool: Pool; config: C
       const last = page.at(-1);
       const nextCursor =
         rows.length > query.limit && last
-          ? encodeCursor({ createdAt: last.created_at.toISOString(), id: last.id })
+          ? encodeCursor({ createdAt: last.created_at, id: last.id })
           : undefined;
       const asOf = today();
       return { loans: page.map((row) => loanView(row, asOf)), nextCursor };

@@ -1,4 +1,5 @@
 import type { Queryable } from '../platform/database.ts';
+import type { Rfc3339 } from '../platform/timestamps.ts';
 
 export interface RepaymentRow {
   id: string;
@@ -10,7 +11,7 @@ export interface RepaymentRow {
   reference: string | null;
   actor: string;
   request_id: string;
-  created_at: Date;
+  created_at: Rfc3339;
 }
 
 const REPAYMENT_COLUMNS =

@@ -1,6 +1,7 @@
 // API keys: `bl_<env>_<random>` with 256 random bits, stored as a prefix and a SHA-256 hash only.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Queryable } from './database.ts';
+import type { Rfc3339 } from './timestamps.ts';
 
 export const ROLES = ['viewer', 'clerk', 'officer', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -36,21 +37,22 @@ interface ApiKeyRow {
   prefix: string;
   name: string;
   role: Role;
-  created_at: Date;
-  last_used_at: Date | null;
-  revoked_at: Date | null;
-  expires_at: Date | null;
+  created_at: Rfc3339;
+  last_used_at: Rfc3339 | null;
+  revoked_at: Rfc3339 | null;
+  expires_at: Rfc3339 | null;
 }
 const COLUMNS = 'id, prefix, name, role, created_at, last_used_at, revoked_at, expires_at';
+const dateOf = (value: Rfc3339 | null) => (value === null ? null : new Date(value));
 const toApiKey = (row: ApiKeyRow): ApiKey => ({
   id: row.id,
   prefix: row.prefix,
   name: row.name,
   role: row.role,
-  createdAt: row.created_at,
-  lastUsedAt: row.last_used_at,
-  revokedAt: row.revoked_at,
-  expiresAt: row.expires_at,
+  createdAt: new Date(row.created_at),
+  lastUsedAt: dateOf(row.last_used_at),
+  revokedAt: dateOf(row.revoked_at),
+  expiresAt: dateOf(row.expires_at),
 });
 
 /** Stores `key` (only its prefix and hash). With `ifAbsent`, a key already stored is left as it is. */

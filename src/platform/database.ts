@@ -1,9 +1,13 @@
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Config } from '../config.ts';
+import { timestamptzToRfc3339 } from './timestamps.ts';
 
 // DATE columns stay "YYYY-MM-DD" strings: a JS Date would shift them by the process time zone.
 pg.types.setTypeParser(pg.types.builtins.DATE, (value) => value);
+// The app's pools read timestamptz as the API writes it (RFC 3339 strings): no Date per field and back.
+const appTypes = new pg.TypeOverrides();
+appTypes.setTypeParser(pg.types.builtins.TIMESTAMPTZ, timestamptzToRfc3339);
 
 export type Pool = pg.Pool;
 export type Queryable = pg.Pool | pg.PoolClient | pg.Client;
@@ -111,6 +115,7 @@ export function createPool(
     // applyStatementTimeout stores it with the role instead.
     idleTimeoutMillis: 30_000,
     application_name: 'branch-loans',
+    types: appTypes,
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', onError);

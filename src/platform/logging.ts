@@ -20,23 +20,49 @@ export function redactConnectionStrings(line: string): string {
   return line.replace(URL_PASSWORD, `$1${REDACTED}@`).replace(KEYWORD_PASSWORD, `$1=${REDACTED}`);
 }
 
-// Credential headers wherever a request's or response's headers are logged.
-const CREDENTIAL_PATHS = ['req.headers', 'res.headers', 'headers', '*.headers'].flatMap((headers) => [
-  `${headers}.authorization`,
-  `${headers}["x-api-key"]`,
-  `${headers}.cookie`,
-  `${headers}["set-cookie"]`,
-]);
+// Credential headers in any logged `headers` object, and any `password` field. Redacted in the finished
+// line (pino's own redaction copies every logged object, a cost on each request's line); only the rare
+// line that has such a field is parsed.
+const CREDENTIAL_HEADERS = new Set(['authorization', 'x-api-key', 'cookie', 'set-cookie']);
+const MAY_HOLD_SECRET_FIELD = /"(?:headers|password)":/;
+
+function redactFields(value: unknown): void {
+  if (typeof value !== 'object' || value === null) return;
+  const fields = value as Record<string, unknown>;
+  for (const [key, field] of Object.entries(fields)) {
+    if (key === 'password') fields[key] = REDACTED;
+    else if (key === 'headers' && typeof field === 'object' && field !== null) {
+      const headers = field as Record<string, unknown>;
+      for (const name of Object.keys(headers)) {
+        if (CREDENTIAL_HEADERS.has(name.toLowerCase())) headers[name] = REDACTED;
+      }
+    } else redactFields(field);
+  }
+}
+
+/** A finished log line without credentials: secret fields and the passwords of connection strings. */
+export function redactLine(line: string): string {
+  let redacted = line;
+  if (MAY_HOLD_SECRET_FIELD.test(line)) {
+    try {
+      const fields: unknown = JSON.parse(line);
+      redactFields(fields);
+      redacted = `${JSON.stringify(fields)}\n`;
+    } catch {
+      // Not one JSON object (it always is from pino): the connection-string pass below still runs.
+    }
+  }
+  return redactConnectionStrings(redacted);
+}
 
 export function loggerOptions(config: Config): LoggerOptions {
   return {
     level: config.log.level,
     timestamp: () => `,"time":"${new Date().toISOString()}"`,
     formatters: { level: (label) => ({ level: label }) },
-    redact: { paths: [...CREDENTIAL_PATHS, 'password', '*.password'], censor: REDACTED },
     // The finished line is the one place that sees everything, including the message, an error's
-    // message and stack, and what serializers produced, so connection strings are scrubbed there.
-    hooks: { streamWrite: redactConnectionStrings },
+    // message and stack, and what serializers produced, so credentials are scrubbed there.
+    hooks: { streamWrite: redactLine },
     ...(config.log.pretty
       ? {
           transport: {

@@ -10,3 +10,33 @@ export function isStorableInstant(value: string): boolean {
   const ms = Date.parse(value);
   return ms >= EARLIEST_MS && ms <= LATEST_MS;
 }
+
+/** An instant as the API writes it (what Date#toISOString gives): "2026-12-02T10:14:21.123Z". */
+export type Rfc3339 = string;
+
+// DateStyle ISO, any session time zone: "2026-12-02 15:44:21.123456+05:30", "0044-03-15 12:00:00+00:19:32 BC".
+const PG_TIMESTAMPTZ =
+  /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$/;
+
+/** Three digits of a fraction of a second, truncated as Date truncates it. */
+const millis = (fraction: string | undefined) => `${fraction ?? ''}000`.slice(0, 3);
+
+/**
+ * A timestamptz as PostgreSQL prints it → the API's form, without building a Date in the common case
+ * (a UTC session, a four-digit year). The app's pools read every timestamptz with it (database.ts).
+ * Text that is no instant ('infinity') is returned as it is.
+ */
+export function timestamptzToRfc3339(text: string): Rfc3339 {
+  if (text.endsWith('+00') && text.length >= 22 && text[4] === '-') {
+    const fraction = text.length > 22 ? text.slice(20, -3) : undefined;
+    return `${text.slice(0, 10)}T${text.slice(11, 19)}.${millis(fraction)}Z`;
+  }
+  const match = PG_TIMESTAMPTZ.exec(text);
+  if (!match) return text;
+  const [, year, month, day, hours, minutes, seconds, fraction, sign, offsetH, offsetM, offsetS, bc] = match;
+  const instant = new Date(0);
+  instant.setUTCFullYear(bc ? 1 - Number(year) : Number(year), Number(month) - 1, Number(day));
+  instant.setUTCHours(Number(hours), Number(minutes), Number(seconds), Number(millis(fraction)));
+  const offsetSeconds = Number(offsetH) * 3600 + Number(offsetM ?? 0) * 60 + Number(offsetS ?? 0);
+  return new Date(instant.getTime() - (sign === '-' ? -1 : 1) * offsetSeconds * 1000).toISOString();
+}

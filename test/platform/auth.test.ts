@@ -105,7 +105,7 @@ describe('authentication', () => {
           (await t.pool.query('SELECT last_used_at FROM api_keys WHERE id = $1', [used.id])).rows[0]
             .last_used_at,
       )
-      .toBeInstanceOf(Date);
+      .toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 });
 

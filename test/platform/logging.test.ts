@@ -153,6 +153,23 @@ describe('redaction', () => {
     expect(JSON.stringify(t.logs)).not.toMatch(/tok-secret|key-secret|cookie-secret/);
   });
 
+  it('finds credential headers and passwords at any depth, and leaves other lines as they were', () => {
+    t.app.log.info(
+      { job: { upstream: { headers: { Authorization: 'Bearer deep-1', accept: 'text/plain' } } } },
+      'deep headers',
+    );
+    t.app.log.info({ target: { db: { password: 'deep-2', user: 'app' } } }, 'deep password');
+    t.app.log.info({ note: 'a "headers": field in a string, password: none' }, 'no secrets');
+
+    const [headers, password, plain] = t.logs.slice(-3) as Record<string, unknown>[];
+    expect(headers!.job).toEqual({
+      upstream: { headers: { Authorization: '[redacted]', accept: 'text/plain' } },
+    });
+    expect(password!.target).toEqual({ db: { password: '[redacted]', user: 'app' } });
+    expect(plain!.note).toBe('a "headers": field in a string, password: none');
+    expect(JSON.stringify(t.logs)).not.toMatch(/deep-1|deep-2/);
+  });
+
   it('hides passwords of connection strings in messages, errors, causes and fields', () => {
     t.app.log.error(new Error('cannot reach postgres://app:s3cret@db:5432/x'));
     t.app.log.warn('trying postgresql://u:p%40ss@10.0.0.5/loans then host=db password=hunter2 user=app');

@@ -64,11 +64,13 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** After SIGTERM: keep serving (readiness 503) this long, so load balancers stop sending first. */
   shutdownDrainDelayMs: number;
+  /** Worker processes (node:cluster) sharing the port; 1 serves from this process. */
+  webConcurrency: number;
   /**
-   * Past either limit, requests other than the probes and /metrics are shed with 503
+   * Past any limit, requests other than the probes and /metrics are shed with 503
    * (platform/overload.ts); 0 turns a check off.
    */
-  overload: { maxEventLoopDelayMs: number; maxEventLoopUtilization: number };
+  overload: { maxEventLoopDelayMs: number; maxEventLoopUtilization: number; maxDatabaseQueue: number };
   /** How long a request waits for another one holding its Idempotency-Key; how long keys are kept. */
   idempotency: { waitMs: number; ttlHours: number };
   version: string;
@@ -87,10 +89,14 @@ interface EnvDefaults {
   keyTag: string;
   /** Test runs load the machine in bursts of their own: load shedding is off there unless a test turns it on. */
   maxEventLoopDelayMs: number;
+  maxDatabaseQueue: number;
   /** Staging and production migrate as a step of their own (a compose service, a Kubernetes Job). */
   migrateOnStart: boolean;
   jobsInProcess: boolean;
 }
+// Requests waiting for a database connection (platform/overload.ts): at the few hundred a second the
+// slowest endpoints serve, 100 is a wait of a few tenths of a second.
+const DEFAULT_MAX_DATABASE_QUEUE = 100;
 const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
   development: {
     logLevel: 'debug',
@@ -100,6 +106,7 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     rateLimitEnabled: false,
     keyTag: 'dev',
     maxEventLoopDelayMs: 200,
+    maxDatabaseQueue: DEFAULT_MAX_DATABASE_QUEUE,
     migrateOnStart: true,
     jobsInProcess: true,
   },
@@ -111,6 +118,7 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     rateLimitEnabled: false,
     keyTag: 'test',
     maxEventLoopDelayMs: 0,
+    maxDatabaseQueue: 0,
     migrateOnStart: true,
     jobsInProcess: false,
   },
@@ -122,6 +130,7 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     rateLimitEnabled: true,
     keyTag: 'staging',
     maxEventLoopDelayMs: 200,
+    maxDatabaseQueue: DEFAULT_MAX_DATABASE_QUEUE,
     migrateOnStart: false,
     jobsInProcess: false,
   },
@@ -133,6 +142,7 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     rateLimitEnabled: true,
     keyTag: 'prod',
     maxEventLoopDelayMs: 200,
+    maxDatabaseQueue: DEFAULT_MAX_DATABASE_QUEUE,
     migrateOnStart: false,
     jobsInProcess: false,
   },
@@ -389,6 +399,13 @@ function overload(env: Env, appEnv: AppEnv): Config['overload'] {
       60000,
     ),
     maxEventLoopUtilization: eventLoopUtilization(env),
+    maxDatabaseQueue: integer(
+      env,
+      'OVERLOAD_MAX_DATABASE_QUEUE',
+      ENV_DEFAULTS[appEnv].maxDatabaseQueue,
+      0,
+      100000,
+    ),
   });
 }
 
@@ -473,6 +490,7 @@ export function loadConfig(
     }),
     shutdownTimeoutMs: integer(env, 'SHUTDOWN_TIMEOUT_MS', 10000, 100, 600000),
     shutdownDrainDelayMs: integer(env, 'SHUTDOWN_DRAIN_DELAY_MS', 0, 0, 120000),
+    webConcurrency: integer(env, 'WEB_CONCURRENCY', 1, 1, 64),
     overload: overload(env, appEnv),
     idempotency: Object.freeze({
       waitMs: idempotencyWaitMs(env, database.statementTimeoutMs),

@@ -1,5 +1,7 @@
 // Entrypoint: config → database (embedded or DATABASE_URL) → migrate (MIGRATE_ON_START) → listen → seed
-// and API keys once the schema is current; graceful drain and close.
+// and API keys once the schema is current; graceful drain and close. With WEB_CONCURRENCY > 1 the
+// process forks that many workers, each running all of this but the database start and migrations.
+import cluster from 'node:cluster';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pino, { type Logger } from 'pino';
 import { buildApp } from './app.ts';
@@ -11,6 +13,7 @@ import { type DatabaseTarget, openDatabaseTarget } from './platform/database-tar
 import type { Lifecycle } from './platform/lifecycle.ts';
 import { loggerOptions } from './platform/logging.ts';
 import { migrateUp, pendingMigrations } from './platform/migrations.ts';
+import { runWorkers } from './platform/workers.ts';
 
 const MIGRATION_POLL_MS = 2000;
 
@@ -32,31 +35,76 @@ async function waitForMigrations(pool: Pool, logger: Logger, lifecycle: Lifecycl
   return false;
 }
 
+async function seed(config: Config, pool: Pool, logger: Logger): Promise<void> {
+  const inserted = await seedOriginalLoans(pool, config);
+  logger.info({ inserted }, inserted > 0 ? 'seeded the original loans' : 'seed data already present');
+}
+
 /** What has to be true before /api serves: the schema, the seed (development), a way to authenticate. */
 async function prepare(config: Config, pool: Pool, logger: Logger, lifecycle: Lifecycle): Promise<void> {
   if (!(await waitForMigrations(pool, logger, lifecycle))) return;
-  if (config.seedOnStart) {
-    const inserted = await seedOriginalLoans(pool, config);
-    logger.info({ inserted }, inserted > 0 ? 'seeded the original loans' : 'seed data already present');
-  }
+  if (config.seedOnStart) await seed(config, pool, logger);
   const authWarning = await prepareAuthentication(pool, config);
   if (authWarning) logger.warn(authWarning);
   lifecycle.starting = false;
 }
 
+/** The database (the embedded one started here when there is no DATABASE_URL), migrated if MIGRATE_ON_START. */
+async function openDatabase(config: Config, logger: Logger): Promise<DatabaseTarget> {
+  const target = await openDatabaseTarget(config, {
+    log: (details, message) => logger.info(details, message),
+  });
+  try {
+    if (config.migrateOnStart) {
+      const applied = await migrateUp(target.url);
+      logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema is up to date');
+    }
+    return target;
+  } catch (error) {
+    await target.stop();
+    throw error;
+  }
+}
+
+function exitAfterStartFailed(logger: Logger, error: unknown): never {
+  logger.fatal({ err: error }, `startup failed: ${error instanceof Error ? error.message : String(error)}`);
+  logger.flush();
+  process.exit(1);
+}
+
+/**
+ * WEB_CONCURRENCY > 1: the database is opened, migrated and seeded here once, for the workers
+ * (platform/workers.ts); two workers seeding at once would collide.
+ */
+async function runPrimary(config: Config, logger: Logger): Promise<void> {
+  const prepareDatabase = async () => {
+    const target = await openDatabase(config, logger);
+    if (config.seedOnStart) {
+      const pool = createPool(target.url, config.database, () => {});
+      await seed(config, pool, logger).finally(() => pool.end());
+    }
+    return target;
+  };
+  const target = await prepareDatabase().catch((error) => exitAfterStartFailed(logger, error));
+  const code = await runWorkers(config, logger, target);
+  if (target.embedded) {
+    await target.stop();
+    logger.info('embedded PostgreSQL stopped');
+  }
+  logger.flush();
+  process.exit(code);
+}
+
 async function main(): Promise<void> {
   const config = readConfigOrExit();
   const logger = pino(loggerOptions(config));
+  if (config.webConcurrency > 1 && cluster.isPrimary) return runPrimary(config, logger);
   let target: DatabaseTarget | undefined;
   const pools: Pool[] = [];
 
   try {
-    target = await openDatabaseTarget(config, { log: (details, message) => logger.info(details, message) });
+    target = await openDatabase(config, logger);
     const databaseUrl = target.url;
-    if (config.migrateOnStart) {
-      const applied = await migrateUp(databaseUrl);
-      logger.info({ applied }, applied.length > 0 ? 'migrations applied' : 'database schema is up to date');
-    }
     // Directly when a direct URL is given: a pooler's connections opened before would not see it.
     await applyStatementTimeout(
       config.migrationDatabaseUrl ?? databaseUrl,
@@ -106,19 +154,18 @@ async function main(): Promise<void> {
       logger.flush();
       process.exit(0);
     };
-    process.once('SIGTERM', () => void shutdown('SIGTERM'));
-    process.once('SIGINT', () => void shutdown('SIGINT'));
+    // `on`, not `once`: a worker gets Ctrl-C from the terminal and again from its primary.
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
     await prepared;
     if (lifecycle.shuttingDown) return;
     const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
     logger.info({ env: config.env, version: config.version }, `API: ${base}/api/loans  Docs: ${base}/docs`);
   } catch (error) {
-    logger.fatal({ err: error }, `startup failed: ${error instanceof Error ? error.message : String(error)}`);
     // Close our connections before the database goes away, so nothing is cut off mid-flight.
     for (const open of pools) await open.end().catch(() => {});
     await target?.stop();
-    logger.flush();
-    process.exit(1);
+    exitAfterStartFailed(logger, error);
   }
 }
 

@@ -343,6 +343,51 @@ describe('server process configuration', () => {
   });
 });
 
+describe('server process with WEB_CONCURRENCY=2', () => {
+  it(
+    'serves from two workers on one port, replaces one that dies, and drains both on SIGTERM',
+    async () => {
+      const server = await launch(join(await tempDir(), 'postgres'), { WEB_CONCURRENCY: '2' });
+      const { proc, base } = server;
+      const workerPids = () => new Set(proc.logs.filter(isListeningLine).map((line) => line.pid as number));
+      await waitFor('both workers listening', () => workerPids().size === 2, { timeoutMs: STARTUP_TIMEOUT });
+      expect(workerPids().has(proc.pid)).toBe(false);
+      expect(proc.logs.filter((line) => line.msg === 'migrations applied')).toHaveLength(1);
+
+      // A connection each: the primary hands new connections to the workers in turn.
+      const pages = await Promise.all(
+        Array.from({ length: 10 }, () => http(base, '/api/loans', { headers: { connection: 'close' } })),
+      );
+      expect(pages.map((page) => page.status)).toEqual(Array(10).fill(200));
+      // Seeded once although both workers prepared the same database.
+      expect((pages[0]!.body as { id: string }[]).map((loan) => loan.id)).toEqual(SEEDED_IDS_NEWEST_FIRST);
+      await waitFor(
+        'ten request lines',
+        () => proc.logs.filter((line) => line.msg === 'request completed').length === 10,
+      );
+      const servedBy = new Set(
+        proc.logs.filter((line) => line.msg === 'request completed').map((line) => line.pid as number),
+      );
+      expect(servedBy).toEqual(workerPids());
+
+      const [killed] = [...workerPids()];
+      process.kill(killed!, 'SIGKILL');
+      await proc.waitForLog((line) => line.msg === 'worker died; starting another' && line.pid === proc.pid);
+      await waitFor('a third worker listening', () => workerPids().size === 3, {
+        timeoutMs: STARTUP_TIMEOUT,
+      });
+      expect((await http(base, '/api/loans', { headers: { connection: 'close' } })).status).toBe(200);
+
+      proc.signal('SIGTERM');
+      expect(await proc.waitForExit(30_000), proc.output()).toEqual({ code: 0, signal: null });
+      expect(proc.logs.filter((line) => line.msg === 'database pool closed')).toHaveLength(2);
+      expect(proc.logs.at(-1)?.msg).toBe('embedded PostgreSQL stopped');
+      expect(await portRefuses(server.pgPort)).toBe(true);
+    },
+    SERVER_TEST_TIMEOUT,
+  );
+});
+
 describe('server process with DATABASE_URL', () => {
   it(
     'never starts an embedded database and still shuts down cleanly on SIGTERM',

@@ -43,7 +43,7 @@ export async function waitFor<T>(
 
 // Variables the app reads: a test sets them explicitly, so nothing leaks in from the shell running vitest.
 const APP_VARIABLE =
-  /^(APP_ENV|PORT|HOST|HTTP_.*|DATABASE_.*|EMBEDDED_PG_.*|LOG_.*|SEED_ON_START|LOAN_.*|SHUTDOWN_.*|IDEMPOTENCY_.*|TRUST_PROXY|PUBLIC_BASE_URL|AUTH_REQUIRED|BOOTSTRAP_ADMIN_KEY.*|RATE_LIMIT_.*|REDIS_URL.*|CORS_ORIGINS|GIT_COMMIT)$/;
+  /^(APP_ENV|PORT|HOST|HTTP_.*|DATABASE_.*|EMBEDDED_PG_.*|LOG_.*|SEED_ON_START|LOAN_.*|SHUTDOWN_.*|IDEMPOTENCY_.*|TRUST_PROXY|PUBLIC_BASE_URL|AUTH_REQUIRED|BOOTSTRAP_ADMIN_KEY.*|RATE_LIMIT_.*|REDIS_URL.*|CORS_ORIGINS|GIT_COMMIT|WEB_CONCURRENCY|OVERLOAD_.*|MIGRATE_ON_START|MIGRATION_DATABASE_URL|JOBS_IN_PROCESS)$/;
 
 /** The environment of the test process without any app variable (DATABASE_URL included), plus `vars`. */
 export function appEnv(vars: Record<string, string>): NodeJS.ProcessEnv {

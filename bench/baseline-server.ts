@@ -83,7 +83,9 @@ async function startBaseline(options: { databaseUrl: string; host: string; port:
     await pool.query('SELECT 1');
     return {
       status: 'ok',
-      checks: { database: { status: 'ok', latency_ms: Math.round((performance.now() - started) * 100) / 100 } },
+      checks: {
+        database: { status: 'ok', latency_ms: Math.round((performance.now() - started) * 100) / 100 },
+      },
       version: '0.0.0',
       uptime_s: Math.floor((performance.now() - startedAt) / 1000),
     };

@@ -26,8 +26,9 @@ import {
 
 const USAGE =
   'usage: npm run bench -- [--sizes 10000,1000000] [--duration 10] [--warmup 2] [--connections 50] ' +
-  '[--repeat 1] [--overload-connections 500] [--fresh] [--database-url postgres://…]\n' +
-  '  --overload-connections: connections of the overload test (0: skip it); it runs as long as --duration';
+  '[--repeat 1] [--overload-connections 500] [--web-concurrency 2] [--fresh] [--database-url postgres://…]\n' +
+  '  --overload-connections: connections of the overload test (0: skip it); it runs as long as --duration\n' +
+  '  --web-concurrency: also measure the service with this many workers (WEB_CONCURRENCY; 1: skip it)';
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const RESULTS_FILE = `${RESULTS_DIR}latest.json`;
 /** The server the bench creates its databases on, unless --database-url or DATABASE_URL names one. */
@@ -40,6 +41,7 @@ interface BenchArgs {
   connections: number;
   repeat: number;
   overloadConnections: number;
+  webConcurrency: number;
   fresh: boolean;
   databaseUrl: string | undefined;
   help: boolean;
@@ -65,6 +67,7 @@ function parseBenchArgs(argv: readonly string[]): BenchArgs {
     connections: { type: 'string' },
     repeat: { type: 'string' },
     'overload-connections': { type: 'string' },
+    'web-concurrency': { type: 'string' },
     fresh: { type: 'boolean' },
     'database-url': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -81,6 +84,7 @@ function parseBenchArgs(argv: readonly string[]): BenchArgs {
       values['overload-connections'] === undefined
         ? 500
         : integerArg('--overload-connections', values['overload-connections'], 0, 10_000),
+    webConcurrency: positive('--web-concurrency', values['web-concurrency'], 2, 64),
     fresh: values.fresh ?? false,
     databaseUrl: values['database-url'],
     help: values.help ?? false,
@@ -98,7 +102,11 @@ interface SizeRun {
  * and its rate limiter, with a budget no run here can spend (600 a minute per key, the production
  * default, would refuse all but the first second).
  */
-function serviceEnvironment(url: string, config: Config, extra: Record<string, string>): Record<string, string> {
+function serviceEnvironment(
+  url: string,
+  config: Config,
+  extra: Record<string, string>,
+): Record<string, string> {
   return {
     DATABASE_URL: url,
     DATABASE_POOL_MAX: String(config.database.poolMax),
@@ -123,21 +131,39 @@ async function benchSize(
   try {
     const fixture = await fixtures(url, args);
     const service = await startService(
+      'service',
       appDir,
       serviceEnvironment(url, config, {}),
       join(workDir, 'service.log'),
     );
     servers.push(service);
-    const baseline = await startBaseline(['--database-url', url, '--pool-max', String(config.database.poolMax)]);
+    if (args.webConcurrency > 1) {
+      const environment = { WEB_CONCURRENCY: String(args.webConcurrency) };
+      servers.push(
+        await startService(
+          'workers',
+          appDir,
+          serviceEnvironment(url, config, environment),
+          join(workDir, 'workers.log'),
+        ),
+      );
+    }
+    const baseline = await startBaseline([
+      '--database-url',
+      url,
+      '--pool-max',
+      String(config.database.poolMax),
+    ]);
     servers.push(baseline);
 
+    const workers = servers.find((server) => server.name === 'workers');
     const headers = { authorization: `Bearer ${fixture.apiKey}` };
     const load = { ...args, headers, workDir };
     const results: EndpointResult[] = [];
     for (const endpoint of endpoints(fixture, url)) {
-      const runs: Record<Server['name'], Measurement[]> = { service: [], baseline: [] };
+      const runs: Record<Server['name'], Measurement[]> = { service: [], workers: [], baseline: [] };
       for (let round = 1; round <= args.repeat; round++) {
-        for (const server of [service, baseline]) {
+        for (const server of servers) {
           log(`[${label(loans)}] ${endpoint.name} → ${server.name} (${round}/${args.repeat})`);
           runs[server.name].push(await measure(server, endpoint, load));
         }
@@ -146,8 +172,13 @@ async function benchSize(
         size: loans,
         endpoint: endpoint.name,
         service: medianOf(runs.service),
+        workers: workers && medianOf(runs.workers),
         baseline: medianOf(runs.baseline),
-        peakRssMiB: { service: await peakRssMiB(service), baseline: await peakRssMiB(baseline) },
+        peakRssMiB: {
+          service: await peakRssMiB(service),
+          workers: workers && (await peakRssMiB(workers)),
+          baseline: await peakRssMiB(baseline),
+        },
       });
     }
     let overloaded: OverloadResult | undefined;
@@ -192,14 +223,14 @@ async function main(argv: readonly string[]): Promise<void> {
     plans[label(loans)] = run.deepPlan;
   }
 
-  const report = markdownReport(results, args.sizes, overloads);
+  const report = markdownReport(results, args.sizes, overloads, args.webConcurrency);
   console.log(report);
   for (const [size, plan] of Object.entries(plans)) {
     console.log(
       `\nDeep page plan (${size}): ${plan[0]?.trim()} · ${plan.find((line) => line.includes('Index'))?.trim()}`,
     );
   }
-  const { sizes, duration, warmup, connections, repeat, overloadConnections, fresh } = args;
+  const { sizes, duration, warmup, connections, repeat, overloadConnections, webConcurrency, fresh } = args;
   await mkdir(RESULTS_DIR, { recursive: true });
   await writeFile(
     RESULTS_FILE,
@@ -215,7 +246,16 @@ async function main(argv: readonly string[]): Promise<void> {
           node: process.version,
           postgres: server,
         },
-        settings: { sizes, duration, warmup, connections, repeat, overloadConnections, fresh },
+        settings: {
+          sizes,
+          duration,
+          warmup,
+          connections,
+          repeat,
+          overloadConnections,
+          webConcurrency,
+          fresh,
+        },
         load_generator: 'wrk, 1 thread',
         results,
         overloads,

@@ -12,8 +12,10 @@ export interface EndpointResult {
   endpoint: string;
   service: Measurement & { runs: Measurement[] };
   baseline: Measurement & { runs: Measurement[] };
-  /** The most either process had resident by the end of this endpoint's runs. */
-  peakRssMiB: { service: number; baseline: number };
+  /** The service with WEB_CONCURRENCY workers, when measured. */
+  workers: (Measurement & { runs: Measurement[] }) | undefined;
+  /** The most each server had resident by the end of this endpoint's runs (workers: all processes). */
+  peakRssMiB: { service: number; workers: number | undefined; baseline: number };
 }
 
 export const log = (message: string) => process.stderr.write(`${message}\n`);
@@ -30,6 +32,7 @@ export function markdownReport(
   results: EndpointResult[],
   sizes: number[],
   overloads: { size: number; result: OverloadResult }[],
+  webConcurrency: number,
 ): string {
   const lines = [
     '| loans | endpoint | service req/s | p50 ms | p99 ms | errors | baseline req/s | p50 ms | p99 ms | errors | req/s service÷baseline | p99 service÷baseline | service peak RSS MiB |',
@@ -62,8 +65,28 @@ export function markdownReport(
       );
     }
   }
+  if (results.some((row) => row.workers)) lines.push('', ...workersReport(results, webConcurrency));
   if (overloads.length > 0) lines.push('', ...overloadReport(overloads));
   return lines.join('\n');
+}
+
+function workersReport(results: EndpointResult[], webConcurrency: number): string[] {
+  const lines = [
+    `WEB_CONCURRENCY=${webConcurrency} (that many workers, each with its own pool) against one process, same run:`,
+    '',
+    '| loans | endpoint | one process req/s | p99 ms | workers req/s | p99 ms | errors | req/s workers÷one | workers÷baseline | workers peak RSS MiB (all processes) |',
+    '|---|---|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const row of results) {
+    const { service, workers, baseline } = row;
+    if (!workers) continue;
+    lines.push(
+      `| ${label(row.size)} | ${row.endpoint} | ${fixed(service.reqPerSec, 0)} | ${service.p99} | ` +
+        `${fixed(workers.reqPerSec, 0)} | ${workers.p99} | ${workers.errors} | ${fixed(workers.reqPerSec / service.reqPerSec)} | ` +
+        `${fixed(workers.reqPerSec / baseline.reqPerSec)} | ${row.peakRssMiB.workers} |`,
+    );
+  }
+  return lines;
 }
 
 function overloadReport(overloads: { size: number; result: OverloadResult }[]): string[] {

@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 export interface Server {
-  name: 'service' | 'baseline';
+  /** `workers`: the service with WEB_CONCURRENCY workers. */
+  name: 'service' | 'workers' | 'baseline';
   url: string;
   child: ChildProcess;
 }
@@ -30,7 +31,14 @@ function track(child: ChildProcess): ChildProcess {
 /** Compiles the service into `dir` and lays the directory out as the image's /app; returns it. */
 export async function buildService(dir: string): Promise<string> {
   const tsc = join(ROOT, 'node_modules', '.bin', 'tsc');
-  await promisify(execFile)(tsc, ['-p', join(ROOT, 'tsconfig.build.json'), '--outDir', dir, '--sourceMap', 'false']);
+  await promisify(execFile)(tsc, [
+    '-p',
+    join(ROOT, 'tsconfig.build.json'),
+    '--outDir',
+    dir,
+    '--sourceMap',
+    'false',
+  ]);
   await mkdir(dir, { recursive: true });
   for (const entry of ['package.json', 'migrations', 'node_modules']) {
     await symlink(join(ROOT, entry), join(dir, entry));
@@ -55,7 +63,7 @@ function exitedEarly(name: string, child: ChildProcess): Promise<never> {
   );
 }
 
-async function ready(url: string, child: ChildProcess): Promise<void> {
+async function ready(url: string, child: ChildProcess, name: string): Promise<void> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   const polling = (async () => {
     while (Date.now() < deadline) {
@@ -66,9 +74,9 @@ async function ready(url: string, child: ChildProcess): Promise<void> {
       if (status === 200) return;
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
-    throw new Error(`service not ready within ${START_TIMEOUT_MS / 1000} s`);
+    throw new Error(`${name} not ready within ${START_TIMEOUT_MS / 1000} s`);
   })();
-  await Promise.race([polling, exitedEarly('service', child)]);
+  await Promise.race([polling, exitedEarly(name, child)]);
 }
 
 /**
@@ -76,6 +84,7 @@ async function ready(url: string, child: ChildProcess): Promise<void> {
  * `environment` on top; its log lines (one a request at info) go to `logFile`.
  */
 export async function startService(
+  name: 'service' | 'workers',
   appDir: string,
   environment: Record<string, string>,
   logFile: string,
@@ -98,8 +107,8 @@ export async function startService(
   );
   await log.close();
   const url = `http://127.0.0.1:${port}`;
-  await ready(url, child);
-  return { name: 'service', url, child };
+  await ready(url, child, name);
+  return { name, url, child };
 }
 
 /** The bare baseline, forked with these command-line arguments; it reports its port over IPC. */

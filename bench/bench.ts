@@ -163,7 +163,9 @@ async function benchSize(
     for (const endpoint of endpoints(fixture, url)) {
       const runs: Record<Server['name'], Measurement[]> = { service: [], workers: [], baseline: [] };
       for (let round = 1; round <= args.repeat; round++) {
-        for (const server of servers) {
+        // Each round starts with another server, so that none is always first after a fixture's writes.
+        const turn = (round - 1) % servers.length;
+        for (const server of [...servers.slice(turn), ...servers.slice(0, turn)]) {
           log(`[${label(loans)}] ${endpoint.name} → ${server.name} (${round}/${args.repeat})`);
           runs[server.name].push(await measure(server, endpoint, load));
         }

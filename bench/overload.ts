@@ -30,6 +30,11 @@ export interface OverloadResult {
     max: number;
   };
   liveness: { requests: number; errors: number; non2xx: number; p50: number; p99: number; max: number };
+  /**
+   * The service's own view of the list requests of the run (http_request_duration_seconds, from its first
+   * hook to the answer): the smallest histogram bound that holds them all, in seconds.
+   */
+  serviceSideWithinS: number;
   servicePeakRssMiB: number;
 }
 
@@ -43,11 +48,20 @@ function counter(text: string, name: string, labels: string[] = []): number {
   return sum;
 }
 
+const LIST_LABEL = `route="${LIST_PATH}"`;
+const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, Number.POSITIVE_INFINITY];
+
 async function counters(server: Server) {
   const text = await (await fetch(`${server.url}/metrics`)).text();
+  const bucket = (bound: number) =>
+    counter(text, 'http_request_duration_seconds_bucket', [
+      LIST_LABEL,
+      `le="${bound === Number.POSITIVE_INFINITY ? '+Inf' : bound}"`,
+    ]);
   return {
     shed: counter(text, 'http_requests_shed_total'),
-    unavailable: counter(text, 'http_requests_total', [`route="${LIST_PATH}"`, 'status_code="503"']),
+    unavailable: counter(text, 'http_requests_total', [LIST_LABEL, 'status_code="503"']),
+    buckets: BOUNDS.map(bucket),
   };
 }
 
@@ -88,6 +102,8 @@ export async function overload(
   const shed = after.shed - before.shed;
   const unavailable = after.unavailable - before.unavailable;
   const ok = list.requests - list.non2xx;
+  const inRun = after.buckets.map((count, i) => count - before.buckets[i]!);
+  const serviceSideWithinS = BOUNDS[inRun.indexOf(inRun.at(-1)!)]!;
   return {
     connections,
     seconds,
@@ -111,6 +127,7 @@ export async function overload(
       p99: ms(liveness.p99Us),
       max: ms(liveness.maxUs),
     },
+    serviceSideWithinS,
     servicePeakRssMiB: await peakRssMiB(service),
   };
 }

@@ -127,7 +127,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerRequestLogging(app);
   registerMetrics(app, metrics);
   // Shed before anything costly: the answer still gets the headers above, and is logged and counted.
-  await registerOverload(app, { config, registry: metrics.registry, pools: [pool, readPool] });
+  await registerOverload(app, { config, registry: metrics.registry });
   // Nothing reads the database before the schema is current (MIGRATE_ON_START=false waits for it).
   refuseWhileStarting(app, lifecycle);
   // Who is calling, then how much they may call, then whether they may: bad keys count against the address.

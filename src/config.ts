@@ -67,10 +67,10 @@ export interface Config {
   /** Worker processes (node:cluster) sharing the port; 1 serves from this process. */
   webConcurrency: number;
   /**
-   * Past any limit, requests other than the probes and /metrics are shed with 503
+   * Past either limit, requests other than the probes and /metrics are shed with 503
    * (platform/overload.ts); 0 turns a check off.
    */
-  overload: { maxEventLoopDelayMs: number; maxEventLoopUtilization: number; maxDatabaseQueue: number };
+  overload: { maxEventLoopDelayMs: number; maxEventLoopUtilization: number };
   /** How long a request waits for another one holding its Idempotency-Key; how long keys are kept. */
   idempotency: { waitMs: number; ttlHours: number };
   version: string;
@@ -89,14 +89,10 @@ interface EnvDefaults {
   keyTag: string;
   /** Test runs load the machine in bursts of their own: load shedding is off there unless a test turns it on. */
   maxEventLoopDelayMs: number;
-  maxDatabaseQueue: number;
   /** Staging and production migrate as a step of their own (a compose service, a Kubernetes Job). */
   migrateOnStart: boolean;
   jobsInProcess: boolean;
 }
-// Requests waiting for a database connection (platform/overload.ts): at the few hundred a second the
-// slowest endpoints serve, 100 is a wait of a few tenths of a second.
-const DEFAULT_MAX_DATABASE_QUEUE = 100;
 const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
   development: {
     logLevel: 'debug',
@@ -106,7 +102,6 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     rateLimitEnabled: false,
     keyTag: 'dev',
     maxEventLoopDelayMs: 200,
-    maxDatabaseQueue: DEFAULT_MAX_DATABASE_QUEUE,
     migrateOnStart: true,
     jobsInProcess: true,
   },
@@ -118,7 +113,6 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     rateLimitEnabled: false,
     keyTag: 'test',
     maxEventLoopDelayMs: 0,
-    maxDatabaseQueue: 0,
     migrateOnStart: true,
     jobsInProcess: false,
   },
@@ -130,7 +124,6 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     rateLimitEnabled: true,
     keyTag: 'staging',
     maxEventLoopDelayMs: 200,
-    maxDatabaseQueue: DEFAULT_MAX_DATABASE_QUEUE,
     migrateOnStart: false,
     jobsInProcess: false,
   },
@@ -142,7 +135,6 @@ const ENV_DEFAULTS: Record<AppEnv, EnvDefaults> = {
     rateLimitEnabled: true,
     keyTag: 'prod',
     maxEventLoopDelayMs: 200,
-    maxDatabaseQueue: DEFAULT_MAX_DATABASE_QUEUE,
     migrateOnStart: false,
     jobsInProcess: false,
   },
@@ -399,13 +391,6 @@ function overload(env: Env, appEnv: AppEnv): Config['overload'] {
       60000,
     ),
     maxEventLoopUtilization: eventLoopUtilization(env),
-    maxDatabaseQueue: integer(
-      env,
-      'OVERLOAD_MAX_DATABASE_QUEUE',
-      ENV_DEFAULTS[appEnv].maxDatabaseQueue,
-      0,
-      100000,
-    ),
   });
 }
 

@@ -3,7 +3,7 @@
 // process forks that many workers, each running all of this but the database start and migrations.
 import cluster from 'node:cluster';
 import { setTimeout as sleep } from 'node:timers/promises';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { type Config, readConfigOrExit } from './config.ts';
 import { seedOriginalLoans } from './loans/seed.ts';
@@ -11,7 +11,7 @@ import { prepareAuthentication } from './platform/auth.ts';
 import { applyStatementTimeout, createPool, type Pool } from './platform/database.ts';
 import { type DatabaseTarget, openDatabaseTarget } from './platform/database-target.ts';
 import type { Lifecycle } from './platform/lifecycle.ts';
-import { loggerOptions } from './platform/logging.ts';
+import { serverLogger } from './platform/logging.ts';
 import { migrateUp, pendingMigrations } from './platform/migrations.ts';
 import { runWorkers } from './platform/workers.ts';
 
@@ -97,7 +97,7 @@ async function runPrimary(config: Config, logger: Logger): Promise<void> {
 
 async function main(): Promise<void> {
   const config = readConfigOrExit();
-  const logger = pino(loggerOptions(config));
+  const logger = serverLogger(config);
   if (config.webConcurrency > 1 && cluster.isPrimary) return runPrimary(config, logger);
   let target: DatabaseTarget | undefined;
   const pools: Pool[] = [];

@@ -57,10 +57,11 @@ async function perform<R>(
   reply: FastifyReply,
   command: Command<R>,
   render: (result: R) => StoredResponse,
+  options: { oneStatement?: boolean } = {},
 ): Promise<void> {
   const caller = { actor: request.actor, requestId: request.id, ifMatch: header(request, 'if-match') };
   const key = header(request, 'idempotency-key');
-  if (key === undefined) return send(reply, render(await runner.run(caller, command)), false);
+  if (key === undefined) return send(reply, render(await runner.run(caller, command, options)), false);
   const path = requestPath(request);
   const outcome = await runner.runIdempotent(
     caller,
@@ -163,8 +164,11 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
         response: { 201: Loan, ...problemResponses(400, 413, 415, 422) },
       },
     },
+    // The loan and its `created` event are one statement (insertLoan).
     (request, reply) =>
-      perform(commands, request, reply, (tx) => createLoan(tx, request.body), loanResponse(reply, 201)),
+      perform(commands, request, reply, (tx) => createLoan(tx, request.body), loanResponse(reply, 201), {
+        oneStatement: true,
+      }),
   );
 
   app.get(

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { LoggerOptions } from 'pino';
+import pino, { type Logger, type LoggerOptions } from 'pino';
 import type { Config } from '../config.ts';
 import { ANONYMOUS } from './auth.ts';
 import { requestPath, routeLabel } from './http.ts';
@@ -53,6 +53,27 @@ export function redactLine(line: string): string {
     }
   }
   return redactConnectionStrings(redacted);
+}
+
+// The server writes its lines to stdout in blocks rather than one write (and one wake-up of whatever
+// reads the pipe) per request line: a block goes out once this much is buffered, and at least this often.
+const LOG_BLOCK_BYTES = 8192;
+const LOG_FLUSH_MS = 100;
+
+/**
+ * The server's logger. Lines still buffered are written synchronously when the process exits (by
+ * process.exit or a crash), so none is lost to the buffering; pretty output (development) is unbuffered.
+ */
+export function serverLogger(config: Config): Logger {
+  if (config.log.pretty) return pino(loggerOptions(config));
+  const stdout = pino.destination({
+    dest: 1,
+    sync: true,
+    minLength: LOG_BLOCK_BYTES,
+    periodicFlush: LOG_FLUSH_MS,
+  });
+  process.on('exit', () => stdout.flushSync());
+  return pino(loggerOptions(config), stdout);
 }
 
 export function loggerOptions(config: Config): LoggerOptions {

@@ -1,6 +1,5 @@
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { runner } from 'node-pg-migrate';
 import type { Queryable } from './database.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
@@ -22,6 +21,8 @@ export async function migrateUp(
   databaseUrl: string,
   log: (message: string) => void = () => {},
 ): Promise<string[]> {
+  // Loaded only to migrate: the server reads pending migrations without it.
+  const { runner } = await import('node-pg-migrate');
   const applied = await runner({
     databaseUrl,
     dir: MIGRATIONS_DIR,

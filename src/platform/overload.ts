@@ -1,6 +1,5 @@
-// Load shedding: past a configured event-loop delay or utilization, or while too many requests wait for a
-// database connection, @fastify/under-pressure answers 503 before authentication and any database work,
-// so that the requests already admitted finish in time.
+// Load shedding: past a configured event-loop delay or utilization, @fastify/under-pressure answers 503
+// before authentication and any database work, so that the requests already admitted finish in time.
 // The probes and /metrics are never shed: an orchestrator must not restart a pod that is only busy, and
 // operators must still see why it sheds.
 import { performance } from 'node:perf_hooks';
@@ -8,7 +7,6 @@ import underPressure, { type FastifyUnderPressureOptions } from '@fastify/under-
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Counter, type Registry } from 'prom-client';
 import type { Config } from '../config.ts';
-import type { Pool } from './database.ts';
 import { AppError } from './errors.ts';
 import { requestPath } from './http.ts';
 import { problemResponse } from './http-errors.ts';
@@ -19,14 +17,11 @@ const SAMPLE_INTERVAL_MS = 500;
 // As for the service's other 503s: long enough for a burst to pass, short enough not to lose the client.
 const RETRY_AFTER_S = 5;
 const WARNING_INTERVAL_MS = 10_000;
-// How often the database queue is looked at: a queue over the limit sheds until the next look.
-const QUEUE_CHECK_INTERVAL_MS = 50;
 
 /** The plugin's names for the checks that can trip, as metric labels. */
 const REASONS: Readonly<Record<string, string>> = {
   [underPressure.TYPE_EVENT_LOOP_DELAY]: 'event_loop_delay',
   [underPressure.TYPE_EVENT_LOOP_UTILIZATION]: 'event_loop_utilization',
-  [underPressure.TYPE_HEALTH_CHECK]: 'database_queue',
 };
 
 type PressureHandler = NonNullable<FastifyUnderPressureOptions['pressureHandler']>;
@@ -39,9 +34,6 @@ function overloaded(): AppError {
 }
 
 function whyShedding(type: string, value: number | undefined, overload: Config['overload']): string {
-  if (type === underPressure.TYPE_HEALTH_CHECK) {
-    return `more than ${overload.maxDatabaseQueue} requests waiting for a database connection`;
-  }
   if (type === underPressure.TYPE_EVENT_LOOP_UTILIZATION) {
     return `event loop utilization ${(value ?? 0).toFixed(2)} > ${overload.maxEventLoopUtilization}`;
   }
@@ -57,7 +49,7 @@ function whyShedding(type: string, value: number | undefined, overload: Config['
  */
 export async function registerOverload(
   app: FastifyInstance,
-  deps: { config: Config; registry: Registry; pools: Pool[] },
+  deps: { config: Config; registry: Registry },
 ): Promise<void> {
   const { overload } = deps.config;
   const shed = new Counter({
@@ -67,10 +59,7 @@ export async function registerOverload(
     registers: [deps.registry],
   });
   for (const reason of Object.values(REASONS)) shed.inc({ reason }, 0);
-  const { maxEventLoopDelayMs, maxEventLoopUtilization, maxDatabaseQueue } = overload;
-  if (maxEventLoopDelayMs === 0 && maxEventLoopUtilization === 0 && maxDatabaseQueue === 0) return;
-  const pools = [...new Set(deps.pools)];
-  const queued = () => pools.reduce((sum, pool) => sum + pool.waitingCount, 0);
+  if (overload.maxEventLoopDelayMs === 0 && overload.maxEventLoopUtilization === 0) return;
 
   // The windows that end before the first full one after start measure the start (schemas compiled,
   // routes built), not the load.
@@ -104,11 +93,5 @@ export async function registerOverload(
     sampleInterval: SAMPLE_INTERVAL_MS,
     // Its types say void; its runtime (and README) send any other return value.
     pressureHandler: shedOrPass as PressureHandler,
-    ...(maxDatabaseQueue > 0
-      ? {
-          healthCheck: async () => queued() <= maxDatabaseQueue,
-          healthCheckInterval: QUEUE_CHECK_INTERVAL_MS,
-        }
-      : {}),
   });
 }

@@ -1,0 +1,50 @@
+// The statements each write sends to PostgreSQL: every one is a round trip on the request's path, so the
+// counts are pinned here (BENCHMARKS.md has what folding them bought).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { observeQueries } from '../../src/platform/database.ts';
+import { buildTestApp, type TestApp } from '../helpers/app.ts';
+import { loanIn, newKey, post, TERMS } from '../helpers/loans.ts';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await buildTestApp();
+});
+afterAll(() => t.close());
+
+/** The statements `request` sent, and its answer's status. */
+async function statementsOf(request: () => Promise<{ statusCode: number }>): Promise<[number, number]> {
+  let statements = 0;
+  const stop = observeQueries(t.pool, () => {
+    statements += 1;
+  });
+  try {
+    const { statusCode } = await request();
+    return [statusCode, statements];
+  } finally {
+    stop();
+  }
+}
+
+describe('round trips per write', () => {
+  it('creates a loan and its event in one statement, three with an Idempotency-Key', async () => {
+    expect(await statementsOf(() => post(t.app, '/api/loans', TERMS))).toEqual([201, 1]);
+    // Open (BEGIN, lock, lookup, savepoint), the insert, then the stored answer with COMMIT.
+    const key = { 'idempotency-key': newKey() };
+    expect(await statementsOf(() => post(t.app, '/api/loans', TERMS, key))).toEqual([201, 3]);
+    // A replay: open, then COMMIT.
+    expect(await statementsOf(() => post(t.app, '/api/loans', TERMS, key))).toEqual([201, 2]);
+  });
+
+  it('approves in four: BEGIN, the row lock, the update with its event, COMMIT', async () => {
+    const id = await loanIn(t.app, 'pending');
+    expect(await statementsOf(() => post(t.app, `/api/loans/${id}/approve`))).toEqual([200, 4]);
+  });
+
+  it('records a repayment with its key in six', async () => {
+    const id = await loanIn(t.app, 'disbursed');
+    const repay = () =>
+      post(t.app, `/api/loans/${id}/repayments`, { amount: '100.00' }, { 'idempotency-key': newKey() });
+    // Open, the row lock, the prior repayments, the repayment, the update with its event, store + COMMIT.
+    expect(await statementsOf(repay)).toEqual([201, 6]);
+  });
+});

@@ -13,7 +13,7 @@ import { type DatabaseTarget, openDatabaseTarget } from './platform/database-tar
 import type { Lifecycle } from './platform/lifecycle.ts';
 import { serverLogger } from './platform/logging.ts';
 import { migrateUp, pendingMigrations } from './platform/migrations.ts';
-import { runWorkers } from './platform/workers.ts';
+import { runWorkers, WORKER_READY } from './platform/workers.ts';
 
 const MIGRATION_POLL_MS = 2000;
 
@@ -79,11 +79,20 @@ function exitAfterStartFailed(logger: Logger, error: unknown): never {
 async function runPrimary(config: Config, logger: Logger): Promise<void> {
   const prepareDatabase = async () => {
     const target = await openDatabase(config, logger);
-    if (config.seedOnStart) {
-      const pool = createPool(target.url, config.database, () => {});
-      await seed(config, pool, logger).finally(() => pool.end());
+    if (!config.seedOnStart) return target;
+    const pool = createPool(target.url, config.database, () => {});
+    try {
+      // As one process would: a migration run elsewhere (MIGRATE_ON_START=false) may still be pending.
+      if (await waitForMigrations(pool, logger, { starting: true, shuttingDown: false })) {
+        await seed(config, pool, logger);
+      }
+      return target;
+    } catch (error) {
+      await target.stop();
+      throw error;
+    } finally {
+      await pool.end().catch(() => {});
     }
-    return target;
   };
   const target = await prepareDatabase().catch((error) => exitAfterStartFailed(logger, error));
   const code = await runWorkers(config, logger, target);
@@ -159,6 +168,7 @@ async function main(): Promise<void> {
     process.on('SIGINT', () => void shutdown('SIGINT'));
     await prepared;
     if (lifecycle.shuttingDown) return;
+    if (cluster.isWorker) process.send?.(WORKER_READY);
     const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
     logger.info({ env: config.env, version: config.version }, `API: ${base}/api/loans  Docs: ${base}/docs`);
   } catch (error) {

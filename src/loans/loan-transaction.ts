@@ -1,5 +1,5 @@
-// The transaction a loan command runs in: its connection, who asked, the clock, and the facts to report
-// once it has committed. With an Idempotency-Key the outcome is rendered and stored in the same
+// The transaction a loan command runs in (or, for a command of one statement, its connection alone): who
+// asked, the clock, and the facts to report once it has committed. With an Idempotency-Key the outcome is rendered and stored in the same
 // transaction, so a replay sends the very bytes of the first answer.
 import type pg from 'pg';
 import type { Config } from '../config.ts';

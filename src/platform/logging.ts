@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import type { Config } from '../config.ts';
@@ -61,18 +62,26 @@ const LOG_BLOCK_BYTES = 8192;
 const LOG_FLUSH_MS = 100;
 
 /**
- * The server's logger. Lines still buffered are written synchronously when the process exits (by
- * process.exit or a crash), so none is lost to the buffering; pretty output (development) is unbuffered.
+ * The server's logger. Lines still buffered are written synchronously when the process exits (process.exit,
+ * an uncaught exception); a SIGKILL or an out-of-memory abort loses at most the last LOG_FLUSH_MS of them.
+ * Unbuffered: pretty output (development), and cluster workers (WEB_CONCURRENCY), which share stdout with
+ * each other — a block larger than a pipe's atomic write could interleave with another worker's mid-line.
  */
 export function serverLogger(config: Config): Logger {
-  if (config.log.pretty) return pino(loggerOptions(config));
+  if (config.log.pretty || cluster.isWorker) return pino(loggerOptions(config));
   const stdout = pino.destination({
     dest: 1,
     sync: true,
     minLength: LOG_BLOCK_BYTES,
     periodicFlush: LOG_FLUSH_MS,
   });
-  process.on('exit', () => stdout.flushSync());
+  process.on('exit', () => {
+    try {
+      stdout.flushSync();
+    } catch {
+      // stdout is gone (EPIPE): nothing can be written any more.
+    }
+  });
   return pino(loggerOptions(config), stdout);
 }
 

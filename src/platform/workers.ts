@@ -1,15 +1,22 @@
 // WEB_CONCURRENCY > 1: this process becomes a node:cluster primary that serves nothing itself. It forks
 // that many workers, each a whole service (its own event loop and pool) on the shared port, and forwards
 // SIGTERM/SIGINT to them so they drain as one process would; it exits once they all have. A worker that
-// dies after it was listening is replaced; one that dies before it ever listened stops them all.
+// dies after it was ready is replaced, unless workers keep dying (a crash loop); one that dies before it
+// was ever ready stops them all, as a single process would stop.
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { DatabaseTarget } from './database-target.ts';
 
+/** What a worker sends its primary once it serves /api (server.ts). */
+export const WORKER_READY = 'branch-loans:ready';
+// More deaths than this within the window is a crash loop: stop rather than fork for ever.
+const MAX_DEATHS = 5;
+const DEATH_WINDOW_MS = 60_000;
+
 /**
- * Runs the primary on `target` (already migrated and seeded as configured). Resolves with the exit code once
- * every worker has exited after a signal, or after a worker failed to start.
+ * Runs the primary on `target` (already migrated and seeded as configured). Resolves with the exit code
+ * once every worker has exited after a signal, after a worker failed to start, or after a crash loop.
  */
 export function runWorkers(config: Config, logger: Logger, target: DatabaseTarget): Promise<number> {
   // Workers read the same configuration, except: the embedded database is this process's, the schema is
@@ -21,14 +28,17 @@ export function runWorkers(config: Config, logger: Logger, target: DatabaseTarge
     JOBS_IN_PROCESS: String(config.jobsInProcess && index === 0),
   });
   const indexOf = new Map<Worker, number>();
-  const listened = new Set<Worker>();
+  const ready = new Set<Worker>();
+  const deaths: number[] = [];
   let stopping = false;
   let failed = false;
 
   const fork = (index: number) => {
     const worker = cluster.fork(environment(index));
     indexOf.set(worker, index);
-    worker.once('listening', () => listened.add(worker));
+    worker.on('message', (message: unknown) => {
+      if (message === WORKER_READY) ready.add(worker);
+    });
   };
 
   return new Promise((resolve) => {
@@ -38,20 +48,28 @@ export function runWorkers(config: Config, logger: Logger, target: DatabaseTarge
       logger.info({ signal, workers: indexOf.size }, 'stopping workers');
       for (const worker of indexOf.keys()) worker.process.kill(signal);
     };
+    const fail = (details: Record<string, unknown>, message: string) => {
+      logger.fatal(details, message);
+      failed = true;
+      stop('SIGTERM');
+    };
     cluster.on('exit', (worker, code, signal) => {
       const index = indexOf.get(worker)!;
       indexOf.delete(worker);
       const details = { worker: index, worker_pid: worker.process.pid, code, signal };
-      if (!stopping && listened.has(worker)) {
-        logger.error(details, 'worker died; starting another');
-        fork(index);
-        return;
-      }
       if (!stopping) {
-        logger.fatal(details, 'worker failed to start; stopping');
-        failed = true;
-        stop('SIGTERM');
-      } else if (code !== 0) failed = true;
+        const now = Date.now();
+        deaths.push(now);
+        while (deaths[0]! < now - DEATH_WINDOW_MS) deaths.shift();
+        if (!ready.has(worker)) fail(details, 'worker failed to start; stopping');
+        else if (deaths.length > MAX_DEATHS)
+          fail(details, `workers died ${deaths.length} times in a minute; stopping`);
+        else {
+          logger.error(details, 'worker died; starting another');
+          fork(index);
+          return;
+        }
+      } else if (code !== 0 && signal === null) failed = true;
       if (indexOf.size === 0) resolve(failed ? 1 : 0);
     });
     process.on('SIGTERM', () => stop('SIGTERM'));

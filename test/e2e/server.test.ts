@@ -359,8 +359,10 @@ describe('server process with WEB_CONCURRENCY=2', () => {
         Array.from({ length: 10 }, () => http(base, '/api/loans', { headers: { connection: 'close' } })),
       );
       expect(pages.map((page) => page.status)).toEqual(Array(10).fill(200));
-      // Seeded once although both workers prepared the same database.
+      // Seeded once, by the primary.
       expect((pages[0]!.body as { id: string }[]).map((loan) => loan.id)).toEqual(SEEDED_IDS_NEWEST_FIRST);
+      const seeded = proc.logs.filter((line) => line.msg === 'seeded the original loans');
+      expect(seeded.map((line) => line.pid)).toEqual([proc.pid]);
       await waitFor(
         'ten request lines',
         () => proc.logs.filter((line) => line.msg === 'request completed').length === 10,
@@ -383,6 +385,28 @@ describe('server process with WEB_CONCURRENCY=2', () => {
       expect(proc.logs.filter((line) => line.msg === 'database pool closed')).toHaveLength(2);
       expect(proc.logs.at(-1)?.msg).toBe('embedded PostgreSQL stopped');
       expect(await portRefuses(server.pgPort)).toBe(true);
+    },
+    SERVER_TEST_TIMEOUT,
+  );
+
+  it(
+    'stops every worker and exits 1 when the workers cannot get ready',
+    async () => {
+      const db = await createTestDatabase();
+      onCleanup(() => db.drop());
+      // Production with no API key at all: each worker's preparation refuses to serve.
+      const proc = startServer({
+        APP_ENV: 'production',
+        DATABASE_URL: db.url,
+        HOST: '127.0.0.1',
+        PORT: String(await freePort()),
+        WEB_CONCURRENCY: '2',
+      });
+      onCleanup(() => proc.stop());
+      expect(await proc.waitForExit(60_000), proc.output()).toEqual({ code: 1, signal: null });
+      const primary = proc.logs.filter((line) => line.pid === proc.pid).map((line) => line.msg);
+      expect(primary).toContain('worker failed to start; stopping');
+      expect(primary).not.toContain('worker died; starting another');
     },
     SERVER_TEST_TIMEOUT,
   );

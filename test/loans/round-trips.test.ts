@@ -40,6 +40,23 @@ describe('round trips per write', () => {
     expect(await statementsOf(() => post(t.app, `/api/loans/${id}/approve`))).toEqual([200, 4]);
   });
 
+  it('stores an answer with quotes and backslashes, quoted into the simple protocol, and replays it byte for byte', async () => {
+    const id = await loanIn(t.app, 'disbursed');
+    const body = { amount: '10.00', reference: `O'Brien \\ "quoted" \\' ; COMMIT; --` };
+    const key = { 'idempotency-key': newKey() };
+    const first = await post(t.app, `/api/loans/${id}/repayments`, body, key);
+    expect(first.statusCode, first.body).toBe(201);
+    expect(first.json().reference).toBe(body.reference);
+    const replay = await post(t.app, `/api/loans/${id}/repayments`, body, key);
+    expect([replay.statusCode, replay.headers['idempotent-replayed'], replay.body]).toEqual([
+      201,
+      'true',
+      first.body,
+    ]);
+    const stored = await t.pool.query('SELECT count(*)::int AS n FROM repayments WHERE loan_id = $1', [id]);
+    expect(stored.rows[0].n).toBe(1);
+  });
+
   it('records a repayment with its key in six', async () => {
     const id = await loanIn(t.app, 'disbursed');
     const repay = () =>

@@ -102,17 +102,12 @@ interface SizeRun {
  * and its rate limiter, with a budget no run here can spend (600 a minute per key, the production
  * default, would refuse all but the first second).
  */
-function serviceEnvironment(
-  url: string,
-  config: Config,
-  extra: Record<string, string>,
-): Record<string, string> {
+function serviceEnvironment(url: string, config: Config): Record<string, string> {
   return {
     DATABASE_URL: url,
     DATABASE_POOL_MAX: String(config.database.poolMax),
     LOG_LEVEL: 'info',
     RATE_LIMIT_PER_MINUTE: '1000000',
-    ...extra,
   };
 }
 
@@ -130,23 +125,12 @@ async function benchSize(
   const servers: Server[] = [];
   try {
     const fixture = await fixtures(url, args);
-    const service = await startService(
-      'service',
-      appDir,
-      serviceEnvironment(url, config, {}),
-      join(workDir, 'service.log'),
-    );
+    const environment = serviceEnvironment(url, config);
+    const service = await startService('service', appDir, environment, join(workDir, 'service.log'));
     servers.push(service);
     if (args.webConcurrency > 1) {
-      const environment = { WEB_CONCURRENCY: String(args.webConcurrency) };
-      servers.push(
-        await startService(
-          'workers',
-          appDir,
-          serviceEnvironment(url, config, environment),
-          join(workDir, 'workers.log'),
-        ),
-      );
+      const workers = { ...environment, WEB_CONCURRENCY: String(args.webConcurrency) };
+      servers.push(await startService('workers', appDir, workers, join(workDir, 'workers.log')));
     }
     const baseline = await startBaseline([
       '--database-url',
@@ -218,11 +202,15 @@ async function main(argv: readonly string[]): Promise<void> {
   const results: EndpointResult[] = [];
   const overloads: { size: number; result: OverloadResult }[] = [];
   const plans: Record<string, string[]> = {};
-  for (const loans of args.sizes) {
-    const run = await benchSize(args, adminUrl, loans, config, appDir);
-    results.push(...run.results);
-    if (run.overload) overloads.push({ size: loans, result: run.overload });
-    plans[label(loans)] = run.deepPlan;
+  try {
+    for (const loans of args.sizes) {
+      const run = await benchSize(args, adminUrl, loans, config, appDir);
+      results.push(...run.results);
+      if (run.overload) overloads.push({ size: loans, result: run.overload });
+      plans[label(loans)] = run.deepPlan;
+    }
+  } finally {
+    await rm(appDir, { recursive: true, force: true });
   }
 
   const report = markdownReport(results, args.sizes, overloads, args.webConcurrency);

@@ -3,7 +3,7 @@
 // laid out like /app (src/, migrations/, package.json, node_modules/), started with `node src/server.js`
 // and configured by its environment. The baseline is forked from its TypeScript source.
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
-import { mkdir, open, readFile, symlink } from 'node:fs/promises';
+import { open, readFile, symlink } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,6 @@ export async function buildService(dir: string): Promise<string> {
     '--sourceMap',
     'false',
   ]);
-  await mkdir(dir, { recursive: true });
   for (const entry of ['package.json', 'migrations', 'node_modules']) {
     await symlink(join(ROOT, entry), join(dir, entry));
   }

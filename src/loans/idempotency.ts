@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import type { Pool } from '../platform/database.ts';
+import { type Pool, rollBackOnError, withConnection } from '../platform/database.ts';
 import { AppError } from '../platform/errors.ts';
 
 /** A response as it goes on the wire, so that a replay is byte for byte the same. */
@@ -93,59 +93,63 @@ async function openKey(
  * everything back and leave no key, so a retry executes safely. The key's statements take two round
  * trips in all: one before `work` (openKey), one storing the response and committing.
  */
-export async function runIdempotent(
+export function runIdempotent(
   pool: Pool,
   request: IdempotencyKey,
   waitMs: number,
   work: (client: pg.PoolClient) => Promise<StoredResponse>,
   renderRefusal: (error: AppError) => StoredResponse,
 ): Promise<Outcome> {
+  return withConnection(pool, (client) =>
+    rollBackOnError(client, () => runWithKey(client, request, waitMs, work, renderRefusal)),
+  );
+}
+
+async function runWithKey(
+  client: pg.PoolClient,
+  request: IdempotencyKey,
+  waitMs: number,
+  work: (client: pg.PoolClient) => Promise<StoredResponse>,
+  renderRefusal: (error: AppError) => StoredResponse,
+): Promise<Outcome> {
   const { key } = request;
-  const client = await pool.connect();
-  try {
-    const opened = await openKey(client, request, waitMs);
-    if (!opened) {
-      throw new AppError('idempotency-request-in-progress', {
-        detail: `A request with Idempotency-Key "${key}" is still being processed; retry shortly`,
-        headers: { 'retry-after': '1' },
+  const opened = await openKey(client, request, waitMs);
+  if (!opened) {
+    throw new AppError('idempotency-request-in-progress', {
+      detail: `A request with Idempotency-Key "${key}" is still being processed; retry shortly`,
+      headers: { 'retry-after': '1' },
+    });
+  }
+  const { previous } = opened;
+  if (previous) {
+    if (previous.fingerprint !== request.fingerprint) {
+      throw new AppError('idempotency-key-reused', {
+        detail: `Idempotency-Key "${key}" was already used with a different request`,
       });
     }
-    const { previous } = opened;
-    if (previous) {
-      if (previous.fingerprint !== request.fingerprint) {
-        throw new AppError('idempotency-key-reused', {
-          detail: `Idempotency-Key "${key}" was already used with a different request`,
-        });
-      }
-      await client.query('COMMIT');
-      return {
-        response: { status: previous.status, headers: previous.headers, body: previous.body },
-        replayed: true,
-      };
-    }
-
-    let response: StoredResponse;
-    try {
-      response = await work(client);
-    } catch (error) {
-      if (!(error instanceof AppError) || !DETERMINISTIC_STATUSES.has(error.status)) throw error;
-      await client.query('ROLLBACK TO SAVEPOINT idempotent_work');
-      response = renderRefusal(error);
-    }
-    const values = [request.scope, key, request.fingerprint, String(response.status)]
-      .concat(JSON.stringify(response.headers), response.body)
-      .map((value) => client.escapeLiteral(value));
-    await client.query(
-      `INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body) VALUES (${values.join(', ')});
-       COMMIT`,
-    );
-    return { response, replayed: false };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
+    await client.query('COMMIT');
+    return {
+      response: { status: previous.status, headers: previous.headers, body: previous.body },
+      replayed: true,
+    };
   }
+
+  let response: StoredResponse;
+  try {
+    response = await work(client);
+  } catch (error) {
+    if (!(error instanceof AppError) || !DETERMINISTIC_STATUSES.has(error.status)) throw error;
+    await client.query('ROLLBACK TO SAVEPOINT idempotent_work');
+    response = renderRefusal(error);
+  }
+  const values = [request.scope, key, request.fingerprint, String(response.status)]
+    .concat(JSON.stringify(response.headers), response.body)
+    .map((value) => client.escapeLiteral(value));
+  await client.query(
+    `INSERT INTO idempotency_keys (scope, key, fingerprint, status, headers, body) VALUES (${values.join(', ')});
+     COMMIT`,
+  );
+  return { response, replayed: false };
 }
 
 /** Deletes keys older than `ttlHours`; returns how many. */

@@ -123,7 +123,7 @@ export function createPool(
   return pool;
 }
 
-/** One connection of the pool for `work`, without a transaction: for work of one statement. */
+/** One connection of the pool for `work`, released after it; with no transaction of its own. */
 export async function withConnection<T>(
   pool: pg.Pool,
   work: (client: pg.PoolClient) => Promise<T>,
@@ -136,22 +136,25 @@ export async function withConnection<T>(
   }
 }
 
-export async function withTransaction<T>(
-  pool: pg.Pool,
-  work: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
-  const client = await pool.connect();
+/** `work` of a transaction that `work` begins on `client`; rolled back when `work` fails. */
+export async function rollBackOnError<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
   try {
-    await client.query('BEGIN');
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
+    return await work();
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
-  } finally {
-    client.release();
   }
+}
+
+export function withTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return withConnection(pool, (client) =>
+    rollBackOnError(client, async () => {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    }),
+  );
 }
 
 const UNAVAILABLE_CODES = new Set([

@@ -42,13 +42,10 @@ describe.skipIf(skip)('through PgBouncer in transaction mode', () => {
     await db?.drop();
   });
 
-  const send = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-    post(app, url, body, headers);
-
   it('serves reads, writes and idempotent replays (no startup parameter refused)', async () => {
-    const created = await send('/api/loans', TERMS, { 'idempotency-key': 'pooled-1' });
+    const created = await post(app, '/api/loans', TERMS, { 'idempotency-key': 'pooled-1' });
     expect(created.statusCode, created.body).toBe(201);
-    const replay = await send('/api/loans', TERMS, { 'idempotency-key': 'pooled-1' });
+    const replay = await post(app, '/api/loans', TERMS, { 'idempotency-key': 'pooled-1' });
     expect(replay.headers['idempotent-replayed']).toBe('true');
     expect(replay.body).toBe(created.body);
     expect((await app.inject({ url: '/api/loans' })).json()).toHaveLength(1);
@@ -56,14 +53,14 @@ describe.skipIf(skip)('through PgBouncer in transaction mode', () => {
   });
 
   it('cancels a query blocked longer than DATABASE_STATEMENT_TIMEOUT_MS and answers 503', async () => {
-    const id = (await send('/api/loans', TERMS)).json().id as string;
+    const id = (await post(app, '/api/loans', TERMS)).json().id as string;
     const holder = new pg.Client({ connectionString: db.url });
     await holder.connect();
     try {
       await holder.query('BEGIN');
       await holder.query('SELECT 1 FROM loans WHERE id = $1 FOR UPDATE', [id]);
       const started = performance.now();
-      const blocked = await send(`/api/loans/${id}/approve`, {});
+      const blocked = await post(app, `/api/loans/${id}/approve`, {});
       const elapsed = performance.now() - started;
       expect(blocked.statusCode, blocked.body).toBe(503);
       expect(blocked.json().type).toBe('https://branchloans.com/problems/service-unavailable');
@@ -73,6 +70,6 @@ describe.skipIf(skip)('through PgBouncer in transaction mode', () => {
       await holder.query('ROLLBACK');
       await holder.end();
     }
-    expect((await send(`/api/loans/${id}/approve`, {})).statusCode).toBe(200);
+    expect((await post(app, `/api/loans/${id}/approve`, {})).statusCode).toBe(200);
   });
 });

@@ -1,6 +1,7 @@
 import type { Queryable } from '../platform/database.ts';
 import type { Rfc3339 } from '../platform/timestamps.ts';
 import type { LoanStatus } from './loan-status.ts';
+import type { Companion } from './loans.repository.ts';
 
 export const EVENT_TYPES = [
   'created',
@@ -36,32 +37,20 @@ export interface NewEvent {
   data: Record<string, unknown>;
 }
 
-/**
- * `statement` (an INSERT or UPDATE of one loan, RETURNING its columns) and `events` of that loan as one
- * statement, with the events' parameters appended to `params`: the events are written, in order, only
- * when the statement returns the loan, and the two commit or fail together in one round trip.
- */
-export function withEvents(statement: string, params: unknown[], events: NewEvent[]): string {
-  const first = params.length + 1;
-  params.push(
-    events.map((event) => event.type),
-    events.map((event) => event.from),
-    events.map((event) => event.to),
-    events.map((event) => event.actor),
-    events.map((event) => event.requestId),
-    events.map((event) => event.at),
-    events.map((event) => JSON.stringify(event.data)),
-  );
-  const [type, from, to, actor, requestId, at, data] = [0, 1, 2, 3, 4, 5, 6].map((i) => `$${first + i}`);
-  return `WITH loan AS (${statement}), events AS (
+/** The events of the loan that the statement they are written with changes (see withCompanions). */
+export function eventsInsert(events: NewEvent[]): Companion {
+  return (param) => `
       INSERT INTO loan_events (loan_id, type, from_status, to_status, actor, request_id, at, data)
       SELECT loan.id, e.type, e.from_status, e.to_status, e.actor, e.request_id, e.at, e.data
-        FROM loan, unnest(${type}::text[], ${from}::text[], ${to}::text[], ${actor}::text[], ${requestId}::text[],
-                          ${at}::timestamptz[], ${data}::jsonb[])
+        FROM loan, unnest(${param(events.map((event) => event.type))}::text[],
+                          ${param(events.map((event) => event.from))}::text[],
+                          ${param(events.map((event) => event.to))}::text[],
+                          ${param(events.map((event) => event.actor))}::text[],
+                          ${param(events.map((event) => event.requestId))}::text[],
+                          ${param(events.map((event) => event.at))}::timestamptz[],
+                          ${param(events.map((event) => JSON.stringify(event.data)))}::jsonb[])
                    WITH ORDINALITY AS e(type, from_status, to_status, actor, request_id, at, data, n)
-       ORDER BY e.n
-    )
-    SELECT * FROM loan`;
+       ORDER BY e.n`;
 }
 
 /** The history of a loan, oldest first. */

@@ -1,13 +1,13 @@
-// Every change to a loan, one small function per action. Each locks the loan, makes one conditional
-// update and writes its events in the caller's transaction, and returns the changed rows; the route
-// renders them.
+// Every change to a loan, one small function per action. Each makes one conditional update that writes
+// its events (and repayment) with it, in the caller's transaction, and returns the changed rows; the route
+// renders them. Actions that need the loan's values lock it first; a decision on a pending loan needs none.
 import type { Static } from '@sinclair/typebox';
 import { formatMoney } from '../money/money.ts';
 import { ANONYMOUS } from '../platform/auth.ts';
 import { calendarDateOf } from '../platform/calendar.ts';
 import { AppError, notFound, validationError } from '../platform/errors.ts';
 import { MAX_REPAYMENTS_PER_LOAN, planRepayment } from './allocation.ts';
-import type { EventType, NewEvent } from './events.repository.ts';
+import { type EventType, eventsInsert, type NewEvent } from './events.repository.ts';
 import {
   allowedActions,
   CHECKER_ACTIONS,
@@ -18,8 +18,16 @@ import {
 } from './loan-status.ts';
 import { inBody, positiveAmount, validateTerms } from './loan-terms.ts';
 import type { LoanTransaction } from './loan-transaction.ts';
-import { etagOf } from './loan-views.ts';
-import { findLoan, insertLoan, type LoanChanges, type LoanRow, updateLoanIf } from './loans.repository.ts';
+import { etagOf, versionsIn } from './loan-views.ts';
+import {
+  type Companion,
+  findLoan,
+  insertLoan,
+  type LoanChanges,
+  type LoanRow,
+  lockLoanWithRepayments,
+  updateLoanIf,
+} from './loans.repository.ts';
 import type {
   ApproveBody,
   CreateLoanBody,
@@ -27,7 +35,7 @@ import type {
   ReasonBody,
   RepaymentBody,
 } from './loans.schemas.ts';
-import { insertRepayment, listRepayments, type RepaymentRow } from './repayments.repository.ts';
+import { type RepaymentRow, repaymentInsert, repaymentRow } from './repayments.repository.ts';
 import { scheduleOf } from './schedule.ts';
 
 export interface LoanResult {
@@ -56,14 +64,14 @@ export async function createLoan(
     interest_rate_apr: terms.interestRateApr,
   });
   const loan = await insertLoan(tx.client, { ...terms, id, borrowerId: body.borrower_id }, tx.actor, now, [
-    created,
+    eventsInsert([created]),
   ]);
   tx.facts.push({ kind: 'created', currency: terms.currency });
   return { loan };
 }
 
 export function approveLoan(tx: LoanTransaction, id: string, body: Static<typeof ApproveBody>) {
-  return transition(tx, id, 'approve', (_loan, now) => ({
+  return decide(tx, id, 'approve', (now) => ({
     to: 'approved',
     changes: { approved_at: now, approval_note: body.note ?? null },
     data: body.note === undefined ? {} : { note: body.note },
@@ -71,7 +79,7 @@ export function approveLoan(tx: LoanTransaction, id: string, body: Static<typeof
 }
 
 export function rejectLoan(tx: LoanTransaction, id: string, body: Static<typeof ReasonBody>) {
-  return transition(tx, id, 'reject', (_loan, now) => ({
+  return decide(tx, id, 'reject', (now) => ({
     to: 'rejected',
     changes: { rejected_at: now, rejection_reason: body.reason },
     data: { reason: body.reason },
@@ -122,13 +130,12 @@ export async function recordRepayment(
   id: string,
   body: Static<typeof RepaymentBody>,
 ): Promise<RepaymentResult> {
-  const { loan, now } = await lockFor(tx, id, 'repayments');
+  const locked = await lockLoanWithRepayments(tx.client, id);
+  const { loan, now } = lockedFor(tx, id, locked.loan, 'repayments');
   const amount = positiveAmount(body.amount, loan.currency);
   if ('reason' in amount) throw validationError([inBody('amount', amount.reason)]);
   const paidOn = pastDate(body.paid_on, calendarDateOf(now), 'paid_on', loan.disbursed_on!);
-  // A statement of its own, after the lock: a subquery of the locking statement would read the
-  // repayments as they were before the lock's wait, without those of the transaction it waited for.
-  const prior = (await listRepayments(tx.client, id)).map((row) => BigInt(row.amount_minor));
+  const prior = locked.repaidMinor;
   if (prior.length >= MAX_REPAYMENTS_PER_LOAN) {
     throw new AppError('validation-error', {
       status: 422,
@@ -147,8 +154,8 @@ export async function recordRepayment(
   }
   const { plan } = planned;
 
-  const repayment = await insertRepayment(tx.client, {
-    loanId: id,
+  const repayment = repaymentRow({
+    loanId: loan.id,
     amountMinor: plan.amountMinor,
     interestMinor: plan.interestMinor,
     principalMinor: plan.principalMinor,
@@ -179,7 +186,10 @@ export async function recordRepayment(
     oldest_unpaid_due_date: plan.nextDueDate,
     ...(plan.cleared ? { repaid_at: now } : {}),
   };
-  const updated = await changeStatus(tx, loan, 'repayments', to, changes, events);
+  const updated = await changeStatus(tx, loan, 'repayments', to, changes, [
+    repaymentInsert(repayment),
+    eventsInsert(events),
+  ]);
   tx.facts.push({ kind: 'repayment', currency: loan.currency, amountMinor: plan.amountMinor });
   if (plan.cleared) tx.facts.push({ kind: 'transition', from: loan.status, to });
   return { repayment, loan: updated };
@@ -195,24 +205,56 @@ interface TransitionPlan {
 async function transition(
   tx: LoanTransaction,
   id: string,
-  action: Exclude<LoanAction, 'repayments'>,
+  action: 'disburse' | 'default',
   plan: (loan: LoanRow, now: Date) => TransitionPlan,
 ): Promise<LoanResult> {
-  const { loan, now } = await lockFor(tx, id, action);
+  const { loan, now } = lockedFor(tx, id, await findLoan(tx.client, id, { forUpdate: true }), action);
   const { to, changes, data } = plan(loan, now);
   const updated = await changeStatus(tx, loan, action, to, changes, [
-    eventOf(tx, now, to, loan.status, to, data),
+    eventsInsert([eventOf(tx, now, to, loan.status, to, data)]),
   ]);
   tx.facts.push({ kind: 'transition', from: loan.status, to });
   return { loan: updated };
 }
 
 /**
- * Locks the loan, checks If-Match and that `action` is allowed. The clock is read once the lock is
- * held, so the changes of one loan (and their events' `at`) are in time order as well as in commit order.
+ * A decision on a pending loan reads nothing from it, so it is one statement: the checks of lockedFor
+ * are conditions of the update, and only when it changes nothing is the loan read, to say why. The clock
+ * is read before the statement: the only changes of a pending loan are decisions, and one at most applies.
  */
-async function lockFor(tx: LoanTransaction, id: string, action: LoanAction) {
-  const loan = await findLoan(tx.client, id, { forUpdate: true });
+async function decide(
+  tx: LoanTransaction,
+  id: string,
+  action: 'approve' | 'reject',
+  plan: (now: Date) => TransitionPlan,
+): Promise<LoanResult> {
+  const from: LoanStatus = 'pending';
+  const now = tx.now();
+  const { to, changes, data } = plan(now);
+  const where = {
+    id,
+    from,
+    versions: versionsIn(tx.ifMatch, id),
+    notCreatedBy: tx.actor === ANONYMOUS ? undefined : tx.actor,
+  };
+  const event = eventOf(tx, now, to, from, to, data);
+  const updated = await updateLoanIf(tx.client, where, to, changes, [eventsInsert([event])]);
+  if (!updated) throw await refusal(tx, id, action);
+  tx.facts.push({ kind: 'transition', from, to });
+  return { loan: updated };
+}
+
+/**
+ * The locked loan, once checked: it exists, the caller may act on it (maker–checker), If-Match holds
+ * and `action` is allowed from its status. The clock is read once the lock is held, so the changes of
+ * one loan (and their events' `at`) are in time order as well as in commit order.
+ */
+function lockedFor(tx: LoanTransaction, id: string, loan: LoanRow | undefined, action: LoanAction) {
+  return { loan: checked(tx, id, loan, action), now: tx.now() };
+}
+
+/** `loan` when the caller may do `action` on it; otherwise the reason, in the order a client fixes them. */
+function checked(tx: LoanTransaction, id: string, loan: LoanRow | undefined, action: LoanAction): LoanRow {
   if (!loan) throw notFound(`Loan ${id} does not exist`);
   if (CHECKER_ACTIONS.includes(action) && tx.actor !== ANONYMOUS && loan.created_by === tx.actor) {
     throw new AppError('forbidden', {
@@ -221,26 +263,33 @@ async function lockFor(tx: LoanTransaction, id: string, action: LoanAction) {
   }
   checkIfMatch(loan, tx.ifMatch);
   if (!canPerform(loan.status, action)) throw invalidTransition(loan, action);
-  return { loan, now: tx.now() };
+  return loan;
 }
 
-/** The conditional update with its events; when a concurrent change got there first, says why this one lost. */
+/** Why a conditional update of `action` changed nothing, from the loan as it is now. */
+async function refusal(tx: LoanTransaction, id: string, action: LoanAction): Promise<AppError> {
+  return invalidTransition(checked(tx, id, await findLoan(tx.client, id), action), action);
+}
+
+/** The conditional update with its companions; when a concurrent change got there first, says why this one lost. */
 async function changeStatus(
   tx: LoanTransaction,
   loan: LoanRow,
   action: LoanAction,
   to: LoanStatus,
   changes: LoanChanges,
-  events: NewEvent[],
+  companions: Companion[],
 ): Promise<LoanRow> {
-  const version = tx.ifMatch === undefined ? undefined : loan.version;
-  const where = { id: loan.id, from: loan.status, version };
-  const updated = await updateLoanIf(tx.client, where, to, changes, events);
+  const versions = tx.ifMatch === undefined ? undefined : [loan.version];
+  const updated = await updateLoanIf(
+    tx.client,
+    { id: loan.id, from: loan.status, versions },
+    to,
+    changes,
+    companions,
+  );
   if (updated) return updated;
-  const current = await findLoan(tx.client, loan.id);
-  if (!current) throw notFound(`Loan ${loan.id} does not exist`);
-  checkIfMatch(current, tx.ifMatch);
-  throw invalidTransition(current, action);
+  throw await refusal(tx, loan.id, action);
 }
 
 function eventOf(
@@ -263,9 +312,8 @@ function invalidTransition(loan: LoanRow, action: LoanAction): AppError {
 
 /** If-Match: the client's view of the loan must be current (`*` matches any loan). */
 function checkIfMatch(loan: LoanRow, ifMatch: string | undefined): void {
-  if (ifMatch === undefined) return;
-  const tags = ifMatch.split(',').map((tag) => tag.trim());
-  if (tags.includes('*') || tags.includes(etagOf(loan))) return;
+  const versions = versionsIn(ifMatch, loan.id);
+  if (versions === undefined || versions.includes(loan.version)) return;
   throw new AppError('precondition-failed', {
     detail: `The loan has changed: its current ETag is ${etagOf(loan)}`,
     headers: { etag: etagOf(loan) },

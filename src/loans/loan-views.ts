@@ -12,6 +12,25 @@ export function etagOf(row: LoanRow): string {
   return `"${row.id.slice(0, 8)}-v${row.version}"`;
 }
 
+const ETAG = /^"([0-9a-f]{8})-v(0|[1-9][0-9]{0,9})"$/;
+const MAX_VERSION = 2 ** 31 - 1;
+
+/**
+ * The versions of loan `id` that an If-Match header names (its ETags as etagOf writes them); undefined
+ * for no header or `*`, when any version will do.
+ */
+export function versionsIn(ifMatch: string | undefined, id: string): number[] | undefined {
+  if (ifMatch === undefined) return undefined;
+  const tags = ifMatch.split(',').map((tag) => tag.trim());
+  if (tags.includes('*')) return undefined;
+  const prefix = id.toLowerCase().slice(0, 8);
+  return tags.flatMap((tag) => {
+    const match = ETAG.exec(tag);
+    const version = Number(match?.[2]);
+    return match?.[1] === prefix && version <= MAX_VERSION ? [version] : [];
+  });
+}
+
 export function loanView(row: LoanRow, today: string) {
   const money = (minor: string) => formatMoney(BigInt(minor), row.currency);
   const oldestDue = isActive(row.status) ? row.oldest_unpaid_due_date : null;

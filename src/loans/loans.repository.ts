@@ -1,6 +1,6 @@
+import type pg from 'pg';
 import type { Queryable } from '../platform/database.ts';
 import type { Rfc3339 } from '../platform/timestamps.ts';
-import { type NewEvent, withEvents } from './events.repository.ts';
 import type { LoanStatus } from './loan-status.ts';
 
 export interface LoanRow {
@@ -45,13 +45,32 @@ export interface NewLoan {
   interestRateApr: string;
 }
 
-/** Inserts the loan with its events (the `created` event) in one statement. */
+/**
+ * A statement written together with a change of one loan, only when the change applies: an INSERT …
+ * SELECT … FROM loan (the changed row). `param` adds a parameter and returns its placeholder.
+ */
+export type Companion = (param: (value: unknown) => string) => string;
+
+/**
+ * `statement` (an INSERT or UPDATE of one loan, RETURNING its columns, with `params`) and its companions
+ * as one statement: all of them commit or fail together, in one round trip.
+ */
+function withCompanions(statement: string, params: unknown[], companions: Companion[]): string {
+  const param = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const ctes = companions.map((companion, i) => `, companion${i} AS (${companion(param)})`);
+  return `WITH loan AS (${statement})${ctes.join('')} SELECT * FROM loan`;
+}
+
+/** Inserts the loan and its companions (the `created` event) in one statement. */
 export async function insertLoan(
   db: Queryable,
   loan: NewLoan,
   createdBy: string,
   createdAt: Date,
-  events: NewEvent[],
+  companions: Companion[],
 ): Promise<LoanRow> {
   const params: unknown[] = [
     loan.id ?? null,
@@ -67,7 +86,7 @@ export async function insertLoan(
                                       created_by, created_at, updated_at)
                   VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $8)
                   RETURNING ${LOAN_COLUMNS}`;
-  const result = await db.query<LoanRow>(withEvents(insert, params, events), params);
+  const result = await db.query<LoanRow>(withCompanions(insert, params, companions), params);
   return result.rows[0]!;
 }
 
@@ -77,6 +96,27 @@ export async function findLoan(db: Queryable, id: string, options: { forUpdate?:
     [id],
   );
   return result.rows[0];
+}
+
+/**
+ * Locks the loan, then reads the amounts of its repayments in recording order, in one round trip: two
+ * statements in the simple protocol (hence the quoted literal), the second with a snapshot taken once the
+ * lock is held. It sees the repayments of a transaction the lock waited for; a subquery of the locking
+ * statement would not.
+ */
+export async function lockLoanWithRepayments(
+  client: pg.PoolClient,
+  id: string,
+): Promise<{ loan: LoanRow | undefined; repaidMinor: bigint[] }> {
+  const literal = client.escapeLiteral(id);
+  const [locked, repayments] = (await client.query(
+    `SELECT ${LOAN_COLUMNS} FROM loans WHERE id = ${literal} FOR UPDATE;
+     SELECT amount_minor FROM repayments WHERE loan_id = ${literal} ORDER BY seq`,
+  )) as unknown as [pg.QueryResult<LoanRow>, pg.QueryResult<{ amount_minor: string }>];
+  return {
+    loan: locked.rows[0],
+    repaidMinor: repayments.rows.map((row) => BigInt(row.amount_minor)),
+  };
 }
 
 /** Columns a state change may set, besides the status. */
@@ -95,17 +135,27 @@ export interface LoanChanges {
   oldest_unpaid_due_date?: string | null;
 }
 
+/** Which loan a conditional update applies to, and while it is in which state. */
+export interface LoanCondition {
+  id: string;
+  from: LoanStatus;
+  /** If-Match: one of these versions (any version when undefined). */
+  versions?: number[];
+  /** Maker–checker: not a loan this API key created. */
+  notCreatedBy?: string;
+}
+
 /**
- * The one conditional update behind every state change: it applies only while the loan is still in
- * `from` (and at `version`, when the caller sent If-Match), so of concurrent changes exactly one wins;
- * its events are written with it.
+ * The one conditional update behind every state change: it applies only while the loan is as `where`
+ * says, so of concurrent changes exactly one wins; its companions (the events, a repayment) are written
+ * with it.
  */
 export async function updateLoanIf(
   db: Queryable,
-  where: { id: string; from: LoanStatus; version?: number },
+  where: LoanCondition,
   to: LoanStatus,
   changes: LoanChanges,
-  events: NewEvent[],
+  companions: Companion[],
 ): Promise<LoanRow | undefined> {
   const params: unknown[] = [where.id, where.from, to];
   const sets = ['status = $3'];
@@ -114,12 +164,16 @@ export async function updateLoanIf(
     sets.push(`${column} = $${params.length}`);
   }
   let condition = 'id = $1 AND status = $2';
-  if (where.version !== undefined) {
-    params.push(where.version);
-    condition += ` AND version = $${params.length}`;
+  if (where.versions !== undefined) {
+    params.push(where.versions);
+    condition += ` AND version = ANY($${params.length}::int[])`;
+  }
+  if (where.notCreatedBy !== undefined) {
+    params.push(where.notCreatedBy);
+    condition += ` AND created_by <> $${params.length}`;
   }
   const update = `UPDATE loans SET ${sets.join(', ')} WHERE ${condition} RETURNING ${LOAN_COLUMNS}`;
-  const result = await db.query<LoanRow>(withEvents(update, params, events), params);
+  const result = await db.query<LoanRow>(withCompanions(update, params, companions), params);
   return result.rows[0];
 }
 

@@ -116,7 +116,15 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
   /** An action on one loan; the command's body type must be the route's body schema's. */
   const action = <Body extends TObject>(
     name: Exclude<LoanAction, 'repayments'>,
-    spec: { operationId: string; summary: string; body: Body; keyRequired: boolean; optionalBody: boolean },
+    spec: {
+      operationId: string;
+      summary: string;
+      body: Body;
+      keyRequired: boolean;
+      optionalBody: boolean;
+      /** The command is one statement (a decision: see `decide` in loan-commands.ts). */
+      oneStatement: boolean;
+    },
     command: (tx: LoanTransaction, id: string, body: Static<Body>) => Promise<LoanResult>,
   ) => {
     const checked = CHECKER_ACTIONS.includes(name);
@@ -143,6 +151,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
           reply,
           (tx) => command(tx, request.params.id, request.body as Static<Body>),
           loanResponse(reply, 200),
+          { oneStatement: spec.oneStatement },
         ),
     );
   };
@@ -226,6 +235,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: ApproveBody,
       keyRequired: false,
       optionalBody: true,
+      oneStatement: true,
     },
     approveLoan,
   );
@@ -237,6 +247,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: ReasonBody,
       keyRequired: false,
       optionalBody: false,
+      oneStatement: true,
     },
     rejectLoan,
   );
@@ -248,6 +259,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: DisburseBody,
       keyRequired: true,
       optionalBody: true,
+      oneStatement: false,
     },
     disburseLoan,
   );
@@ -259,6 +271,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: ReasonBody,
       keyRequired: false,
       optionalBody: false,
+      oneStatement: false,
     },
     defaultLoan,
   );

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../platform/database.ts';
 import type { Rfc3339 } from '../platform/timestamps.ts';
+import type { Companion } from './loans.repository.ts';
 
 export interface RepaymentRow {
   id: string;
@@ -29,24 +31,30 @@ export interface NewRepayment {
   createdAt: Date;
 }
 
-export async function insertRepayment(db: Queryable, repayment: NewRepayment): Promise<RepaymentRow> {
-  const result = await db.query<RepaymentRow>(
-    `INSERT INTO repayments (loan_id, amount_minor, interest_minor, principal_minor, paid_on, reference, actor,
-                             request_id, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${REPAYMENT_COLUMNS}`,
-    [
-      repayment.loanId,
-      repayment.amountMinor.toString(),
-      repayment.interestMinor.toString(),
-      repayment.principalMinor.toString(),
-      repayment.paidOn,
-      repayment.reference,
-      repayment.actor,
-      repayment.requestId,
-      repayment.createdAt,
-    ],
-  );
-  return result.rows[0]!;
+/** The row a new repayment will be, its id chosen here so that its events can name it. */
+export function repaymentRow(repayment: NewRepayment): RepaymentRow {
+  return {
+    id: randomUUID(),
+    loan_id: repayment.loanId,
+    amount_minor: repayment.amountMinor.toString(),
+    interest_minor: repayment.interestMinor.toString(),
+    principal_minor: repayment.principalMinor.toString(),
+    paid_on: repayment.paidOn,
+    reference: repayment.reference,
+    actor: repayment.actor,
+    request_id: repayment.requestId,
+    created_at: repayment.createdAt.toISOString(),
+  };
+}
+
+/** Writes `row` with the loan's update (see withCompanions in loans.repository.ts). */
+export function repaymentInsert(row: RepaymentRow): Companion {
+  return (param) =>
+    `INSERT INTO repayments (${REPAYMENT_COLUMNS})
+     SELECT ${param(row.id)}::uuid, loan.id, ${param(row.amount_minor)}::bigint, ${param(row.interest_minor)}::bigint,
+            ${param(row.principal_minor)}::bigint, ${param(row.paid_on)}::date, ${param(row.reference)},
+            ${param(row.actor)}, ${param(row.request_id)}, ${param(row.created_at)}::timestamptz
+       FROM loan`;
 }
 
 /** Repayments of a loan in the order they were recorded (the allocation order). */

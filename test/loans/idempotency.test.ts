@@ -222,6 +222,31 @@ describe('If-Match', () => {
     ).toBe(200);
   });
 
+  it('matches only the ETag exactly as the API wrote it; a decision with any other refuses with 412 and changes nothing', async () => {
+    const id = await loanIn(t.app, 'pending');
+    const other = await loanIn(t.app, 'pending');
+    const etag = (await t.app.inject({ url: `/api/loans/${id}` })).headers.etag as string;
+    const [, prefix, version] = /^"(.{8})-v(\d+)"$/.exec(etag)!;
+    const otherEtag = (await t.app.inject({ url: `/api/loans/${other}` })).headers.etag as string;
+    for (const ifMatch of [
+      otherEtag,
+      `W/${etag}`,
+      etag.toUpperCase(),
+      `"${prefix}-v0${version}"`,
+      `"${prefix}-v${Number(version) + 1}"`,
+      `"${prefix}-v99999999999999999999"`,
+      `"${prefix}-v2147483648"`,
+      '"nope"',
+      '',
+    ]) {
+      const refused = await post(t.app, `/api/loans/${id}/approve`, {}, { 'if-match': ifMatch });
+      expect([ifMatch, refused.statusCode, refused.headers.etag]).toEqual([ifMatch, 412, etag]);
+    }
+    const events = (await t.app.inject({ url: `/api/loans/${id}/events` })).json();
+    expect(events.map((event: { type: string }) => event.type)).toEqual(['created']);
+    expect((await post(t.app, `/api/loans/${id}/approve`, {}, { 'if-match': etag })).statusCode).toBe(200);
+  });
+
   it('applies to repayments', async () => {
     const id = await loanIn(t.app, 'disbursed');
     const response = await post(

@@ -15,6 +15,7 @@ import {
   canPerform,
   type LoanAction,
   type LoanStatus,
+  onlyStatusFor,
 } from './loan-status.ts';
 import { inBody, positiveAmount, validateTerms } from './loan-terms.ts';
 import type { LoanTransaction } from './loan-transaction.ts';
@@ -228,7 +229,7 @@ async function decide(
   action: 'approve' | 'reject',
   plan: (now: Date) => TransitionPlan,
 ): Promise<LoanResult> {
-  const from: LoanStatus = 'pending';
+  const from = onlyStatusFor(action);
   const now = tx.now();
   const { to, changes, data } = plan(now);
   const where = {

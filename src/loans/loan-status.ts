@@ -39,6 +39,13 @@ export function canPerform(status: LoanStatus, action: LoanAction): boolean {
   return nextStatus(status, action) !== undefined;
 }
 
+/** The one status `action` is allowed from; only for actions allowed from a single status. */
+export function onlyStatusFor(action: LoanAction): LoanStatus {
+  const from = LOAN_STATUSES.filter((status) => canPerform(status, action));
+  if (from.length !== 1) throw new Error(`${action} is allowed from ${from.length} statuses, not one`);
+  return from[0]!;
+}
+
 /** Actions allowed from `status`, in LOAN_ACTIONS order (for the 409 body's `allowed_actions`). */
 export function allowedActions(status: LoanStatus): LoanAction[] {
   return LOAN_ACTIONS.filter((action) => canPerform(status, action));

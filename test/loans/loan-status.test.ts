@@ -10,6 +10,7 @@ import {
   type LoanAction,
   type LoanStatus,
   nextStatus,
+  onlyStatusFor,
   statusChanges,
 } from '../../src/loans/loan-status.ts';
 import { createTestDatabase } from '../helpers/database.ts';
@@ -80,6 +81,15 @@ describe('active statuses', () => {
       await client.end();
       await db.drop();
     }
+  });
+});
+
+describe('onlyStatusFor', () => {
+  it('names the one status a decision is taken from, and refuses actions allowed from several', () => {
+    expect(onlyStatusFor('approve')).toBe('pending');
+    expect(onlyStatusFor('reject')).toBe('pending');
+    expect(onlyStatusFor('disburse')).toBe('approved');
+    expect(() => onlyStatusFor('repayments')).toThrow('repayments is allowed from 2 statuses, not one');
   });
 });
 

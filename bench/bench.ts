@@ -16,6 +16,7 @@ import { type OverloadResult, overload } from './overload.ts';
 import { type EndpointResult, label, log, markdownReport } from './report.ts';
 import {
   buildService,
+  PRODUCTION_MEMORY_LIMIT_MIB,
   peakRssMiB,
   type Server,
   startBaseline,
@@ -26,9 +27,11 @@ import {
 
 const USAGE =
   'usage: npm run bench -- [--sizes 10000,1000000] [--duration 10] [--warmup 2] [--connections 50] ' +
-  '[--repeat 1] [--overload-connections 500] [--web-concurrency 2] [--fresh] [--database-url postgres://…]\n' +
+  '[--repeat 1] [--overload-connections 500] [--web-concurrency 2] [--memory-limit 2048] [--fresh] ' +
+  '[--database-url postgres://…]\n' +
   '  --overload-connections: connections of the overload test (0: skip it); it runs as long as --duration\n' +
-  '  --web-concurrency: also measure the service with this many workers (WEB_CONCURRENCY; 1: skip it)';
+  '  --web-concurrency: also measure the service with this many workers (WEB_CONCURRENCY; 1: skip it)\n' +
+  "  --memory-limit: MiB of the service's memory cgroup, the production container's by default (needs root; 0: none)";
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
 const RESULTS_FILE = `${RESULTS_DIR}latest.json`;
 /** The server the bench creates its databases on, unless --database-url or DATABASE_URL names one. */
@@ -42,6 +45,8 @@ interface BenchArgs {
   repeat: number;
   overloadConnections: number;
   webConcurrency: number;
+  /** MiB of the service's memory cgroup; 0: none. */
+  memoryLimitMib: number;
   fresh: boolean;
   databaseUrl: string | undefined;
   help: boolean;
@@ -68,6 +73,7 @@ function parseBenchArgs(argv: readonly string[]): BenchArgs {
     repeat: { type: 'string' },
     'overload-connections': { type: 'string' },
     'web-concurrency': { type: 'string' },
+    'memory-limit': { type: 'string' },
     fresh: { type: 'boolean' },
     'database-url': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
@@ -85,6 +91,10 @@ function parseBenchArgs(argv: readonly string[]): BenchArgs {
         ? 500
         : integerArg('--overload-connections', values['overload-connections'], 0, 10_000),
     webConcurrency: positive('--web-concurrency', values['web-concurrency'], 2, 64),
+    memoryLimitMib:
+      values['memory-limit'] === undefined
+        ? PRODUCTION_MEMORY_LIMIT_MIB
+        : integerArg('--memory-limit', values['memory-limit'], 0, 1_048_576),
     fresh: values.fresh ?? false,
     databaseUrl: values['database-url'],
     help: values.help ?? false,
@@ -126,11 +136,19 @@ async function benchSize(
   try {
     const fixture = await fixtures(url, args);
     const environment = serviceEnvironment(url, config);
-    const service = await startService('service', appDir, environment, join(workDir, 'service.log'));
+    const service = await startService(
+      'service',
+      appDir,
+      environment,
+      join(workDir, 'service.log'),
+      args.memoryLimitMib,
+    );
     servers.push(service);
     if (args.webConcurrency > 1) {
       const workers = { ...environment, WEB_CONCURRENCY: String(args.webConcurrency) };
-      servers.push(await startService('workers', appDir, workers, join(workDir, 'workers.log')));
+      servers.push(
+        await startService('workers', appDir, workers, join(workDir, 'workers.log'), args.memoryLimitMib),
+      );
     }
     const baseline = await startBaseline([
       '--database-url',
@@ -220,7 +238,17 @@ async function main(argv: readonly string[]): Promise<void> {
       `\nDeep page plan (${size}): ${plan[0]?.trim()} · ${plan.find((line) => line.includes('Index'))?.trim()}`,
     );
   }
-  const { sizes, duration, warmup, connections, repeat, overloadConnections, webConcurrency, fresh } = args;
+  const {
+    sizes,
+    duration,
+    warmup,
+    connections,
+    repeat,
+    overloadConnections,
+    webConcurrency,
+    memoryLimitMib,
+    fresh,
+  } = args;
   await mkdir(RESULTS_DIR, { recursive: true });
   await writeFile(
     RESULTS_FILE,
@@ -242,6 +270,7 @@ async function main(argv: readonly string[]): Promise<void> {
           warmup,
           connections,
           repeat,
+          memoryLimitMib,
           overloadConnections,
           webConcurrency,
           fresh,

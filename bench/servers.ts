@@ -1,9 +1,10 @@
 // The two servers under test, each in a process of its own on a loopback port, so that neither shares an
 // event loop with the load generator. The service runs as its image does: compiled (tsc) into a directory
 // laid out like /app (src/, migrations/, package.json, node_modules/), started with `node src/server.js`
-// and configured by its environment. The baseline is forked from its TypeScript source.
+// and configured by its environment, in a memory cgroup with the production container's limit (Node sizes
+// its heap from it, as it does in the container). The baseline is forked from its TypeScript source.
 import { type ChildProcess, execFile, fork, spawn } from 'node:child_process';
-import { open, readFile, symlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rmdir, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,41 @@ export interface Server {
   name: 'service' | 'workers' | 'baseline';
   url: string;
   child: ChildProcess;
+  /** Removes the server's memory cgroup, once its processes are gone. */
+  cleanUp?: () => Promise<void>;
+}
+
+/**
+ * The memory limit of the production API container (compose.prod.yaml, the Kubernetes production
+ * overlay): 2 GiB. Node derives its heap limit from it (1,048 MiB here) — without a limit, from the
+ * machine's memory (4,144 MiB on 24 GiB).
+ */
+export const PRODUCTION_MEMORY_LIMIT_MIB = 2048;
+
+const CGROUP_V2 = '/sys/fs/cgroup';
+const CGROUP_V1_MEMORY = '/sys/fs/cgroup/memory';
+
+/**
+ * A memory cgroup of `mib` MiB named `name` (cgroup v2 where it has the memory controller, else v1);
+ * needs root. Returns its directory.
+ */
+async function memoryCgroup(name: string, mib: number): Promise<string> {
+  const bytes = String(mib * 2 ** 20);
+  const v2 = (await readFile(join(CGROUP_V2, 'cgroup.controllers'), 'utf8').catch(() => '')).split(/\s+/);
+  const [root, limitFile] = v2.includes('memory')
+    ? [CGROUP_V2, 'memory.max']
+    : [CGROUP_V1_MEMORY, 'memory.limit_in_bytes'];
+  const dir = join(root, `bl-bench-${process.pid}-${name}`);
+  try {
+    await mkdir(dir);
+    await writeFile(join(dir, limitFile), bytes);
+  } catch (error) {
+    throw new Error(
+      `cannot make a memory cgroup for the service at ${dir} (${(error as Error).message}); run the bench as ` +
+        'root, or pass --memory-limit 0 to run the service without a memory limit',
+    );
+  }
+  return dir;
 }
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -80,34 +116,63 @@ async function ready(url: string, child: ChildProcess, name: string): Promise<vo
 
 /**
  * The compiled service in `appDir` on the run's database, configured as in production with
- * `environment` on top; its log lines (one a request at info) go to `logFile`.
+ * `environment` on top, in a memory cgroup of `memoryLimitMib` (0: none); its log lines (one a request at
+ * info) go to `logFile`.
  */
 export async function startService(
   name: 'service' | 'workers',
   appDir: string,
   environment: Record<string, string>,
   logFile: string,
+  memoryLimitMib: number,
 ): Promise<Server> {
   const port = await freePort();
+  const cgroup = memoryLimitMib > 0 ? await memoryCgroup(name, memoryLimitMib) : undefined;
+  const command = [process.execPath, 'src/server.js'];
   const log = await open(logFile, 'a');
+  // The shell joins the cgroup, then becomes the service: the limit applies from its first allocation.
   const child = track(
-    spawn(process.execPath, ['src/server.js'], {
-      cwd: appDir,
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'production',
-        APP_ENV: 'production',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        ...environment,
+    spawn(
+      cgroup ? '/bin/sh' : command[0]!,
+      cgroup ? ['-c', JOIN_CGROUP, 'sh', cgroup, ...command] : command.slice(1),
+      {
+        cwd: appDir,
+        env: {
+          PATH: process.env.PATH ?? '',
+          NODE_ENV: 'production',
+          APP_ENV: 'production',
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          ...environment,
+        },
+        stdio: ['ignore', log.fd, log.fd],
       },
-      stdio: ['ignore', log.fd, log.fd],
-    }),
+    ),
   );
   await log.close();
   const url = `http://127.0.0.1:${port}`;
-  await ready(url, child, name);
-  return { name, url, child };
+  const cleanUp = cgroup ? () => removeCgroup(cgroup) : undefined;
+  try {
+    await ready(url, child, name);
+  } catch (error) {
+    await stopServer({ name, url, child, cleanUp });
+    throw error;
+  }
+  return { name, url, child, cleanUp };
+}
+
+const JOIN_CGROUP = 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"';
+
+/** A cgroup can be removed once the kernel has let go of its last process, which may take a moment. */
+async function removeCgroup(dir: string): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await rmdir(dir);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'EBUSY' || attempt === 50) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 /** The bare baseline, forked with these command-line arguments; it reports its port over IPC. */
@@ -130,12 +195,14 @@ export async function startBaseline(args: string[]): Promise<Server> {
 
 export async function stopServer(server: Server): Promise<void> {
   const { child } = server;
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  await server.cleanUp?.();
 }
 
 /** The sum over the server's process and its children (cluster workers) of VmHWM, in MiB. */

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { PRODUCTION_MEMORY_LIMIT_MIB } from '../../bench/servers.ts';
 import {
   BASE_FILE,
   dependencies,
@@ -442,6 +443,12 @@ describe('each compose rule fails on a broken variant', () => {
       }
     });
   }
+});
+
+describe('the bench', () => {
+  it("runs the service with the production container's memory limit", () => {
+    expect(EXPECTED.production.memory).toBe(`${PRODUCTION_MEMORY_LIMIT_MIB / 1024}G`);
+  });
 });
 
 describe('what the compose files wire together', () => {

@@ -26,6 +26,9 @@ export interface Server {
  */
 export const PRODUCTION_MEMORY_LIMIT_MIB = 2048;
 
+/** The image's NODE_OPTIONS (its runtime stage's `ENV NODE_OPTIONS`; a test keeps the two equal). */
+export const IMAGE_NODE_OPTIONS = '--max-semi-space-size=16';
+
 const CGROUP_V2 = '/sys/fs/cgroup';
 const CGROUP_V1_MEMORY = '/sys/fs/cgroup/memory';
 
@@ -140,6 +143,7 @@ export async function startService(
         env: {
           PATH: process.env.PATH ?? '',
           NODE_ENV: 'production',
+          NODE_OPTIONS: IMAGE_NODE_OPTIONS,
           APP_ENV: 'production',
           HOST: '127.0.0.1',
           PORT: String(port),

@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Dockerfile, DockerfileParser } from 'dockerfile-ast';
 import { describe, expect, it } from 'vitest';
+import { IMAGE_NODE_OPTIONS } from '../../bench/servers.ts';
 import { finalStage, fromFlag, full, keyword, stages, text } from '../helpers/dockerfile.ts';
 import { REPO_ROOT } from '../helpers/process.ts';
 
@@ -201,6 +202,8 @@ describe('Dockerfile policy', () => {
         'migrations ./migrations',
       ]),
     );
+    // The bench starts the service with the image's NODE_OPTIONS.
+    expect(keyword(runtime, 'ENV').map(full)).toContain(`NODE_OPTIONS=${IMAGE_NODE_OPTIONS}`);
     // CMD runs the compiled form of a module that exists in the repository.
     const [command, script] = JSON.parse(text(keyword(runtime, 'CMD').at(-1)!)) as string[];
     expect(command).toBe('node');

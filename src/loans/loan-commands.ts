@@ -236,7 +236,7 @@ async function decide(
     id,
     from,
     versions: versionsIn(tx.ifMatch, id),
-    notCreatedBy: tx.actor === ANONYMOUS ? undefined : tx.actor,
+    notCreatedBy: CHECKER_ACTIONS.includes(action) && tx.actor !== ANONYMOUS ? tx.actor : undefined,
   };
   const event = eventOf(tx, now, to, from, to, data);
   const updated = await updateLoanIf(tx.client, where, to, changes, [eventsInsert([event])]);

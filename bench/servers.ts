@@ -132,26 +132,23 @@ export async function startService(
   const port = await freePort();
   const cgroup = memoryLimitMib > 0 ? await memoryCgroup(name, memoryLimitMib) : undefined;
   const command = [process.execPath, 'src/server.js'];
-  const log = await open(logFile, 'a');
   // The shell joins the cgroup, then becomes the service: the limit applies from its first allocation.
+  const [file, ...args] = cgroup ? ['/bin/sh', '-c', JOIN_CGROUP, 'sh', cgroup, ...command] : command;
+  const log = await open(logFile, 'a');
   const child = track(
-    spawn(
-      cgroup ? '/bin/sh' : command[0]!,
-      cgroup ? ['-c', JOIN_CGROUP, 'sh', cgroup, ...command] : command.slice(1),
-      {
-        cwd: appDir,
-        env: {
-          PATH: process.env.PATH ?? '',
-          NODE_ENV: 'production',
-          NODE_OPTIONS: IMAGE_NODE_OPTIONS,
-          APP_ENV: 'production',
-          HOST: '127.0.0.1',
-          PORT: String(port),
-          ...environment,
-        },
-        stdio: ['ignore', log.fd, log.fd],
+    spawn(file!, args, {
+      cwd: appDir,
+      env: {
+        PATH: process.env.PATH ?? '',
+        NODE_ENV: 'production',
+        NODE_OPTIONS: IMAGE_NODE_OPTIONS,
+        APP_ENV: 'production',
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        ...environment,
       },
-    ),
+      stdio: ['ignore', log.fd, log.fd],
+    }),
   );
   await log.close();
   const url = `http://127.0.0.1:${port}`;

@@ -196,6 +196,12 @@ export async function recordRepayment(
   return { repayment, loan: updated };
 }
 
+/**
+ * Commands that make at most one statement (atomic by itself), so they may run without BEGIN and COMMIT:
+ * a create and the decisions. Every other command locks the loan first and needs its transaction.
+ */
+export const ONE_STATEMENT_COMMANDS: ReadonlySet<unknown> = new Set([createLoan, approveLoan, rejectLoan]);
+
 interface TransitionPlan {
   to: LoanStatus & EventType;
   changes: LoanChanges;

@@ -12,6 +12,7 @@ import {
   defaultLoan,
   disburseLoan,
   type LoanResult,
+  ONE_STATEMENT_COMMANDS,
   type RepaymentResult,
   recordRepayment,
   rejectLoan,
@@ -122,8 +123,6 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: Body;
       keyRequired: boolean;
       optionalBody: boolean;
-      /** The command is one statement (a decision: see `decide` in loan-commands.ts). */
-      oneStatement: boolean;
     },
     command: (tx: LoanTransaction, id: string, body: Static<Body>) => Promise<LoanResult>,
   ) => {
@@ -151,7 +150,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
           reply,
           (tx) => command(tx, request.params.id, request.body as Static<Body>),
           loanResponse(reply, 200),
-          { oneStatement: spec.oneStatement },
+          { oneStatement: ONE_STATEMENT_COMMANDS.has(command) },
         ),
     );
   };
@@ -173,10 +172,9 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
         response: { 201: Loan, ...problemResponses(400, 413, 415, 422) },
       },
     },
-    // The loan and its `created` event are one statement (insertLoan).
     (request, reply) =>
       perform(commands, request, reply, (tx) => createLoan(tx, request.body), loanResponse(reply, 201), {
-        oneStatement: true,
+        oneStatement: ONE_STATEMENT_COMMANDS.has(createLoan),
       }),
   );
 
@@ -235,7 +233,6 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: ApproveBody,
       keyRequired: false,
       optionalBody: true,
-      oneStatement: true,
     },
     approveLoan,
   );
@@ -247,7 +244,6 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: ReasonBody,
       keyRequired: false,
       optionalBody: false,
-      oneStatement: true,
     },
     rejectLoan,
   );
@@ -259,7 +255,6 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: DisburseBody,
       keyRequired: true,
       optionalBody: true,
-      oneStatement: false,
     },
     disburseLoan,
   );
@@ -271,7 +266,6 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       body: ReasonBody,
       keyRequired: false,
       optionalBody: false,
-      oneStatement: false,
     },
     defaultLoan,
   );

@@ -47,6 +47,13 @@ describe('round trips per write', () => {
     ]);
   });
 
+  it('defaults in four: a command that locks the loan keeps its transaction (BEGIN, the lock, the update with its event, COMMIT)', async () => {
+    const id = await loanIn(t.app, 'disbursed');
+    expect(await statementsOf(() => post(t.app, `/api/loans/${id}/default`, { reason: 'gone' }))).toEqual([
+      200, 4,
+    ]);
+  });
+
   it('disburses in four: BEGIN with the key, the row lock, the update with its event, the stored answer with COMMIT', async () => {
     const id = await loanIn(t.app, 'approved');
     const disburse = () => post(t.app, `/api/loans/${id}/disburse`, {}, { 'idempotency-key': newKey() });

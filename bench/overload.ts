@@ -35,6 +35,11 @@ export interface OverloadResult {
    * hook to the answer): the smallest histogram bound that holds them all, in seconds.
    */
   serviceSideWithinS: number;
+  /**
+   * The longest the service's event loop was blocked during the run (nodejs_eventloop_lag_max_seconds,
+   * which prom-client resets at each scrape), in ms: a probe or a request can wait no less.
+   */
+  eventLoopMaxDelayMs: number;
   servicePeakRssMiB: number;
 }
 
@@ -46,6 +51,12 @@ function counter(text: string, name: string, labels: string[] = []): number {
     sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/** A gauge without labels (Prometheus text format). */
+function gauge(text: string, name: string): number {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${name} `));
+  return line === undefined ? Number.NaN : Number(line.slice(name.length + 1));
 }
 
 const LIST_LABEL = `route="${LIST_PATH}"`;
@@ -67,6 +78,7 @@ async function counters(server: Server) {
     shed: counter(text, 'http_requests_shed_total'),
     unavailable: counter(text, 'http_requests_total', [LIST_LABEL, 'status_code="503"']),
     buckets: listBuckets(text),
+    eventLoopMaxDelayS: gauge(text, 'nodejs_eventloop_lag_max_seconds'),
   };
 }
 
@@ -138,6 +150,7 @@ export async function overload(
       max: ms(liveness.maxUs),
     },
     serviceSideWithinS: allWithin(before.buckets, after.buckets),
+    eventLoopMaxDelayMs: ms(after.eventLoopMaxDelayS * 1e6),
     servicePeakRssMiB: await peakRssMiB(service),
   };
 }

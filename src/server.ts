@@ -1,6 +1,8 @@
 // Entrypoint: config → database (embedded or DATABASE_URL) → migrate (MIGRATE_ON_START) → listen → seed
 // and API keys once the schema is current; graceful drain and close. With WEB_CONCURRENCY > 1 the
 // process forks that many workers, each running all of this but the database start and migrations.
+// First: V8's settings, before any other module runs.
+import './platform/v8-flags.ts';
 import cluster from 'node:cluster';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';

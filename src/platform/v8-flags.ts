@@ -3,11 +3,9 @@
 import { setFlagsFromString } from 'node:v8';
 
 /**
- * Allocation-site pretenuring off. Under load, V8 saw the rows of in-flight queries survive a scavenge
- * and began allocating rows, their field strings and the serializer's strings straight in the old
- * generation: every list then promoted its data, scavenges copied what the pretenured rows pointed to,
- * and the old generation filled (a list load: scavenges 1.3–1.5 s of 8 s, a mark-compact every 1.6 s,
- * p99 170–275 ms; with this flag 0.4–0.6 s, no mark-compact, p99 43–82 ms; BENCHMARKS.md, "Memory").
+ * Allocation-site pretenuring off: under load V8 took the rows of in-flight queries for long-lived and
+ * allocated them, their strings and the serializer's straight in the old generation, which then filled
+ * with garbage that scavenges had to copy (BENCHMARKS.md, "Memory", "Pretenuring").
  */
 export const V8_FLAGS = ['--no-allocation-site-pretenuring'] as const;
 

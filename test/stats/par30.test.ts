@@ -67,36 +67,3 @@ describe('outstanding principal and PAR30', () => {
     expect(maintained.rows).toEqual(rows);
   });
 });
-
-describe('the aggregates under churn', () => {
-  it('are updated in place (HOT): a change of a loan adds no index entries to loan_stats or loan_arrears', async () => {
-    const ids = [
-      await loanIn(t.app, 'disbursed', terms, '2026-11-01'),
-      await loanIn(t.app, 'disbursed', terms, '2026-11-02'),
-    ];
-    const client = await t.pool.connect();
-    try {
-      await client.query('BEGIN');
-      // Each statement upserts this connection's shard row of both aggregates; the first may insert it.
-      for (let i = 0; i < 20; i++) {
-        await client.query(
-          'UPDATE loans SET outstanding_principal_minor = outstanding_principal_minor - 1 WHERE id = ANY($1)',
-          [ids],
-        );
-      }
-      const { rows } = await client.query(
-        `SELECT relname, pg_stat_get_xact_tuples_updated(oid)::int AS updated,
-                pg_stat_get_xact_tuples_hot_updated(oid)::int AS hot
-           FROM pg_class WHERE relname IN ('loan_stats', 'loan_arrears') ORDER BY relname`,
-      );
-      expect(rows).toEqual([
-        { relname: 'loan_arrears', updated: expect.any(Number), hot: rows[0].updated },
-        { relname: 'loan_stats', updated: expect.any(Number), hot: rows[1].updated },
-      ]);
-      expect(rows.map((row) => row.updated >= 19)).toEqual([true, true]);
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
-  });
-});

@@ -43,20 +43,18 @@ export interface OverloadResult {
   servicePeakRssMiB: number;
 }
 
-/** The sum of a counter's series whose labels contain all of `labels` (Prometheus text format). */
-function counter(text: string, name: string, labels: string[] = []): number {
+/**
+ * The sum of a metric's series whose labels contain all of `labels` (Prometheus text format); a metric
+ * without labels is its one series.
+ */
+function seriesSum(text: string, name: string, labels: string[] = []): number {
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) || !labels.every((label) => line.includes(label))) continue;
+    if (!(line.startsWith(`${name}{`) || line.startsWith(`${name} `))) continue;
+    if (!labels.every((label) => line.includes(label))) continue;
     sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
-}
-
-/** A gauge without labels (Prometheus text format). */
-function gauge(text: string, name: string): number {
-  const line = text.split('\n').find((candidate) => candidate.startsWith(`${name} `));
-  return line === undefined ? Number.NaN : Number(line.slice(name.length + 1));
 }
 
 const LIST_LABEL = `route="${LIST_PATH}"`;
@@ -75,10 +73,10 @@ function listBuckets(text: string): Map<string, number> {
 async function counters(server: Server) {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   return {
-    shed: counter(text, 'http_requests_shed_total'),
-    unavailable: counter(text, 'http_requests_total', [LIST_LABEL, 'status_code="503"']),
+    shed: seriesSum(text, 'http_requests_shed_total'),
+    unavailable: seriesSum(text, 'http_requests_total', [LIST_LABEL, 'status_code="503"']),
     buckets: listBuckets(text),
-    eventLoopMaxDelayS: gauge(text, 'nodejs_eventloop_lag_max_seconds'),
+    eventLoopMaxDelayS: seriesSum(text, 'nodejs_eventloop_lag_max_seconds'),
   };
 }
 

@@ -127,6 +127,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
     command: (tx: LoanTransaction, id: string, body: Static<Body>) => Promise<LoanResult>,
   ) => {
     const checked = CHECKER_ACTIONS.includes(name);
+    const runOptions = { oneStatement: ONE_STATEMENT_COMMANDS.has(command) };
     return app.post(
       `/api/loans/:id/${name}`,
       {
@@ -150,11 +151,12 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
           reply,
           (tx) => command(tx, request.params.id, request.body as Static<Body>),
           loanResponse(reply, 200),
-          { oneStatement: ONE_STATEMENT_COMMANDS.has(command) },
+          runOptions,
         ),
     );
   };
 
+  const createOptions = { oneStatement: ONE_STATEMENT_COMMANDS.has(createLoan) };
   app.post(
     '/api/loans',
     {
@@ -173,9 +175,14 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
       },
     },
     (request, reply) =>
-      perform(commands, request, reply, (tx) => createLoan(tx, request.body), loanResponse(reply, 201), {
-        oneStatement: ONE_STATEMENT_COMMANDS.has(createLoan),
-      }),
+      perform(
+        commands,
+        request,
+        reply,
+        (tx) => createLoan(tx, request.body),
+        loanResponse(reply, 201),
+        createOptions,
+      ),
   );
 
   app.get(

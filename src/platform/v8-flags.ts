@@ -7,6 +7,6 @@ import { setFlagsFromString } from 'node:v8';
  * allocated them, their strings and the serializer's straight in the old generation, which then filled
  * with garbage that scavenges had to copy (BENCHMARKS.md, "Memory", "Pretenuring").
  */
-export const V8_FLAGS = ['--no-allocation-site-pretenuring'] as const;
+const V8_FLAGS = ['--no-allocation-site-pretenuring'] as const;
 
 for (const flag of V8_FLAGS) setFlagsFromString(flag);

@@ -36,8 +36,10 @@ ARG GIT_COMMIT=unknown
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=8000 GIT_COMMIT=${GIT_COMMIT}
 # Node sizes its heap from the container's memory limit; under the production 2 GiB that gives a young
 # generation of 8 MiB semi-spaces, and a list under load then spends itself in scavenges. 16 MiB served
-# about 35% more list requests for ~20 MiB more at peak (BENCHMARKS.md, "Memory").
-ENV NODE_OPTIONS=--max-semi-space-size=16
+# about 35% more list requests for ~20 MiB more at peak. V8 lets the heap grow further between full
+# collections the larger its limit: 512 MiB instead of the derived 1 GiB kept the peak through an overload
+# at 139-144 MiB instead of 147-153, for the same CPU per list request (BENCHMARKS.md, "Memory").
+ENV NODE_OPTIONS="--max-semi-space-size=16 --max-old-space-size=512"
 # The compiled modules go to /app/src, so that the paths they resolve relative to themselves
 # (../package.json for the version, ../../migrations) are the same as in the repository.
 # Everything stays owned by root: the app cannot modify its own code.

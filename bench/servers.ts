@@ -27,7 +27,7 @@ export interface Server {
 export const PRODUCTION_MEMORY_LIMIT_MIB = 2048;
 
 /** The image's NODE_OPTIONS (its runtime stage's `ENV NODE_OPTIONS`; a test keeps the two equal). */
-export const IMAGE_NODE_OPTIONS = '--max-semi-space-size=16';
+export const IMAGE_NODE_OPTIONS = '--max-semi-space-size=16 --max-old-space-size=512';
 
 const CGROUP_V2 = '/sys/fs/cgroup';
 const CGROUP_V1_MEMORY = '/sys/fs/cgroup/memory';

@@ -85,10 +85,24 @@ export function serverLogger(config: Config): Logger {
   return pino(loggerOptions(config), stdout);
 }
 
+/** The `time` field: an ISO 8601 string, formatted once per millisecond (a server logs many lines in one). */
+function isoTimeField(): () => string {
+  let formattedAt = Number.NaN;
+  let field = '';
+  return () => {
+    const now = Date.now();
+    if (now !== formattedAt) {
+      formattedAt = now;
+      field = `,"time":"${new Date(now).toISOString()}"`;
+    }
+    return field;
+  };
+}
+
 export function loggerOptions(config: Config): LoggerOptions {
   return {
     level: config.log.level,
-    timestamp: () => `,"time":"${new Date().toISOString()}"`,
+    timestamp: isoTimeField(),
     formatters: { level: (label) => ({ level: label }) },
     // The finished line is the one place that sees everything, including the message, an error's
     // message and stack, and what serializers produced, so credentials are scrubbed there.

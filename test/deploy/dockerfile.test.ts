@@ -203,7 +203,7 @@ describe('Dockerfile policy', () => {
       ]),
     );
     // The bench starts the service with the image's NODE_OPTIONS.
-    expect(keyword(runtime, 'ENV').map(full)).toContain(`NODE_OPTIONS=${IMAGE_NODE_OPTIONS}`);
+    expect(keyword(runtime, 'ENV').map(full)).toContain(`NODE_OPTIONS="${IMAGE_NODE_OPTIONS}"`);
     // CMD runs the compiled form of a module that exists in the repository.
     const [command, script] = JSON.parse(text(keyword(runtime, 'CMD').at(-1)!)) as string[];
     expect(command).toBe('node');

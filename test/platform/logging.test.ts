@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { loggerOptions, redactConnectionStrings, redactLine } from '../../src/platform/logging.ts';
 import { buildTestApp, type TestApp, testConfig } from '../helpers/app.ts';
@@ -104,6 +104,32 @@ describe('the request log line', () => {
         await app.close();
       }
     }
+  });
+});
+
+describe('the time of a line', () => {
+  it('is the millisecond the line was written, in UTC', () => {
+    const times: unknown[] = [];
+    const logger = pino(loggerOptions(testConfig({ LOG_LEVEL: 'info' })), {
+      write: (line: string) => times.push(JSON.parse(line).time),
+    });
+    vi.useFakeTimers({ now: Date.parse('2026-12-02T23:59:59.998Z') });
+    try {
+      logger.info('one');
+      logger.info('two');
+      vi.advanceTimersByTime(1);
+      logger.info('three');
+      vi.advanceTimersByTime(1);
+      logger.info('four');
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(times).toEqual([
+      '2026-12-02T23:59:59.998Z',
+      '2026-12-02T23:59:59.998Z',
+      '2026-12-02T23:59:59.999Z',
+      '2026-12-03T00:00:00.000Z',
+    ]);
   });
 });
 

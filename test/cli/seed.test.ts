@@ -243,6 +243,20 @@ describe('db:seed', () => {
     expect(totals.rows[0]).toEqual({ loans: 1005 });
   });
 
+  it('leaves the aggregates as compact as a rewrite would, although one transaction updated their rows', async () => {
+    await seedDatabase(db.url, config, { loans: 1000 });
+    const sizes = async () =>
+      (
+        await pool.query<{ relation: string; bytes: string }>(
+          `SELECT relname AS relation, pg_total_relation_size(oid)::text AS bytes FROM pg_class
+            WHERE relname IN ('loan_stats', 'loan_arrears') ORDER BY relname`,
+        )
+      ).rows;
+    const seeded = await sizes();
+    await pool.query('VACUUM FULL loan_stats, loan_arrears');
+    expect(seeded).toEqual(await sizes());
+  });
+
   it('runs as a command against --database-url and reports what it inserted', async () => {
     const before = await countLoans(pool);
     const result = await runSeedCli(['--database-url', db.url, '--loans', '50']);

@@ -350,7 +350,7 @@ export async function seedRandomLoans(
     return done;
   });
   // The triggers updated the aggregates' few rows once per loan, all in that one transaction, so no old
-  // version could be pruned: at 1M loans loan_arrears held 445 pages (and its indexes 310 each) for 8,667
+  // version could be pruned: at 1M loans loan_arrears held 445 pages (its indexes 310 and 308) for 8,667
   // rows, and the stats read crossed them all. In service each change commits on its own, and its old
   // versions are pruned as it goes.
   await pool.query('VACUUM (FULL, ANALYZE) loan_stats, loan_arrears');

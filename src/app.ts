@@ -19,7 +19,7 @@ import { problemClientErrorHandler } from './platform/client-errors.ts';
 import type { Pool } from './platform/database.ts';
 import { registerHealthRoutes } from './platform/health.ts';
 import { BODY_LIMIT_BYTES, registerErrorHandling, sendProblem, toAppError } from './platform/http-errors.ts';
-import { parseJsonBody } from './platform/json-body.ts';
+import { registerJsonBodyParser } from './platform/json-body.ts';
 import {
   closeConnectionsWhileShuttingDown,
   type Lifecycle,
@@ -109,14 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
-  app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    try {
-      done(null, parseJsonBody(body as string));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
+  registerJsonBodyParser(app);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });

@@ -1,16 +1,16 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { parse } from 'lossless-json';
 import { AppError } from './errors.ts';
 
 /**
- * A JSON number becomes a JS number only when that loses nothing: its shortest decimal form is the
- * literal the client sent (up to trailing fraction zeros). Otherwise (exponents, more digits than a
- * double holds) it stays the literal string, so money is never rounded by parsing; the schemas then
- * reject it as a non-decimal amount or a non-integer count.
+ * A JSON number becomes a JS number only when that loses nothing: its shortest decimal form is exactly
+ * the literal the client sent. Otherwise (trailing fraction zeros, exponents, more digits than a double
+ * holds) it stays the literal string, so money is never rounded by parsing and `100.100` has three
+ * fraction digits as `"100.100"` does; the schemas then judge it as they judge a string.
  */
 function parseNumberLiteral(literal: string): number | string {
   const value = Number(literal);
-  const canonical = literal.includes('.') ? literal.replace(/\.?0+$/, '') : literal;
-  return String(value) === canonical ? value : literal;
+  return String(value) === literal ? value : literal;
 }
 
 export function parseJsonBody(text: string): unknown {
@@ -21,4 +21,50 @@ export function parseJsonBody(text: string): unknown {
       detail: `The request body is not valid JSON: ${error instanceof Error ? error.message : 'parse error'}`,
     });
   }
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+
+/** Why the body cannot be read as JSON text at all: a coding or charset other than UTF-8 as sent. */
+function unreadable(request: FastifyRequest): AppError | undefined {
+  const coding = request.headers['content-encoding'];
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+    return new AppError('unsupported-media-type', {
+      detail: `Content-Encoding ${coding} is not supported; send the body uncompressed`,
+    });
+  }
+  const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1];
+  if (charset !== undefined && charset.toLowerCase() !== 'utf-8') {
+    return new AppError('unsupported-media-type', {
+      detail: `charset=${charset} is not supported; send the body as application/json in UTF-8`,
+    });
+  }
+  return undefined;
+}
+
+function decodeUtf8(body: Buffer): string {
+  try {
+    return UTF8.decode(body);
+  } catch {
+    throw new AppError('invalid-json', { detail: 'The request body is not valid UTF-8' });
+  }
+}
+
+/**
+ * The one body parser: JSON in UTF-8, numbers kept exact. An empty body is no body, as when none is
+ * sent: routes whose body is optional take it as `{}`, the others refuse it in validation.
+ */
+export function registerJsonBodyParser(app: FastifyInstance): void {
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    try {
+      const problem = unreadable(request);
+      if (problem) throw problem;
+      const bytes = body as Buffer;
+      done(null, bytes.length === 0 ? undefined : parseJsonBody(decodeUtf8(bytes)));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
 }

@@ -175,6 +175,38 @@ describe('POST /api/loans', () => {
     expect(await loanCount()).toBe(before);
   });
 
+  it.each([
+    ['amount 100.100', '100.100', 'INR', '18.50', '/amount', 'must have at most 2 decimal places for INR'],
+    ['apr 18.500', '100.10', 'INR', '18.500', '/interest_rate_apr', 'must have at most 2 decimal places'],
+    ['a JPY amount 1000.0', '1000.0', 'JPY', '18.50', '/amount', expect.stringContaining('JPY')],
+  ])(
+    'judges a JSON number by the digits sent, as a string: rejects %s',
+    async (_name, amount, currency, apr, pointer, message) => {
+      const before = await loanCount();
+      const response = await t.app.inject({
+        method: 'POST',
+        url: '/api/loans',
+        headers: JSON_HEADERS,
+        payload: `{"borrower_id":"n","amount":${amount},"currency":"${currency}","term_months":12,"interest_rate_apr":${apr}}`,
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.json().errors).toContainEqual({ pointer, message });
+      expect(await loanCount()).toBe(before);
+    },
+  );
+
+  it('accepts a JSON number with as many fraction digits as the currency has', async () => {
+    const response = await t.app.inject({
+      method: 'POST',
+      url: '/api/loans',
+      headers: JSON_HEADERS,
+      payload:
+        '{"borrower_id":"n","amount":100.10,"currency":"INR","term_months":12,"interest_rate_apr":18.50}',
+    });
+    expect(response.statusCode).toBe(201);
+    expect(response.json()).toMatchObject({ amount: '100.10', interest_rate_apr: '18.50' });
+  });
+
   it('names every missing field', async () => {
     const response = await create({});
     expect(response.statusCode).toBe(400);

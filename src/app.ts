@@ -15,7 +15,7 @@ import { createCommandRunner } from './loans/loan-transaction.ts';
 import { loansRoutes } from './loans/loans.routes.ts';
 import { createLoansService } from './loans/loans.service.ts';
 import { registerAuthentication, registerAuthorization } from './platform/auth.ts';
-import { problemClientErrorHandler } from './platform/client-errors.ts';
+import { problemClientErrorHandler, registerRequestChecks } from './platform/client-errors.ts';
 import type { Pool } from './platform/database.ts';
 import { registerHealthRoutes } from './platform/health.ts';
 import { BODY_LIMIT_BYTES, registerErrorHandling, sendProblem, toAppError } from './platform/http-errors.ts';
@@ -100,6 +100,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       requestTimeout: config.http.requestTimeoutMs,
       headersTimeout: config.http.headersTimeoutMs,
       connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS,
+      // Node would answer a missing Host with an empty 400; registerRequestChecks answers problem+json.
+      requireHostHeader: false,
     },
     requestTimeout: config.http.requestTimeoutMs,
     keepAliveTimeout: config.http.keepAliveTimeoutMs,
@@ -117,6 +119,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // First, so that every answer carries them, refusals included.
   await registerSecurityHeaders(app, config);
   registerErrorHandling(app);
+  registerRequestChecks(app);
   registerRequestLogging(app);
   registerMetrics(app, metrics);
   // Shed before anything costly: the answer still gets the headers above, and is logged and counted.

@@ -93,3 +93,28 @@ export function problemClientErrorHandler(timeouts: HttpTimeouts) {
     socket.end(rawHttpResponse(problem, path, requestId), () => socket.destroy());
   };
 }
+
+/** Requests that asked for an expectation other than 100-continue, which no route can meet. */
+const unmetExpectations = new WeakSet<IncomingMessage>();
+
+/**
+ * Two requests Node's server would refuse itself with an empty body: an HTTP/1.1 request without Host
+ * (400) and an Expect other than 100-continue (417). Node lets them through to the app (app.ts turns off
+ * requireHostHeader), and this hook refuses them like any other problem: headers, log line, metrics.
+ */
+export function registerRequestChecks(app: FastifyInstance): void {
+  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    unmetExpectations.add(request);
+    app.server.emit('request', request, response);
+  });
+  app.addHook('onRequest', async (request) => {
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      throw new AppError('malformed-request', { detail: 'An HTTP/1.1 request must have a Host header' });
+    }
+    if (unmetExpectations.has(request.raw)) {
+      throw new AppError('expectation-failed', {
+        detail: 'The only expectation supported is Expect: 100-continue',
+      });
+    }
+  });
+}

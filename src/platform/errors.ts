@@ -29,6 +29,7 @@ const PROBLEMS = {
   'request-timeout': { title: 'Request timeout', status: 408 },
   'request-header-fields-too-large': { title: 'Request header fields too large', status: 431 },
   'unsupported-media-type': { title: 'Unsupported media type', status: 415 },
+  'expectation-failed': { title: 'Expectation failed', status: 417 },
   'service-unavailable': { title: 'Service unavailable', status: 503 },
   'internal-error': { title: 'Internal server error', status: 500 },
 } as const satisfies Record<string, { title: string; status: number; alsoStatus?: readonly number[] }>;

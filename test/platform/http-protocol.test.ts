@@ -202,6 +202,45 @@ describe('requests that are not valid HTTP', () => {
   });
 });
 
+describe('requests Node would refuse with an empty body', () => {
+  it('answers 400 problem+json, with the usual headers, to an HTTP/1.1 request without Host', async () => {
+    const response = await exchange(send('GET /liveness HTTP/1.1\r\nConnection: close\r\n\r\n'));
+    expectProblem(response, {
+      status: '400 Bad Request',
+      type: 'malformed-request',
+      title: 'Malformed HTTP request',
+      detail: 'An HTTP/1.1 request must have a Host header',
+      instance: '/liveness',
+    });
+    expect(response.headers['x-request-id']).toMatch(UUID);
+    expect(response.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('serves an HTTP/1.0 request without Host', async () => {
+    const response = await exchange(send('GET /liveness HTTP/1.0\r\n\r\n'));
+    expect(response.statusLine).toBe('HTTP/1.1 200 OK');
+    expect(JSON.parse(response.body)).toEqual({ status: 'alive' });
+  });
+
+  it('answers 417 problem+json to an Expect other than 100-continue, and creates nothing', async () => {
+    const before = await t.pool.query('SELECT count(*) FROM loans');
+    const response = await exchange(
+      send(
+        'POST /api/loans HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: bogus\r\n' +
+          'Content-Length: 2\r\nConnection: close\r\n\r\n{}',
+      ),
+    );
+    expectProblem(response, {
+      status: '417 Expectation Failed',
+      type: 'expectation-failed',
+      title: 'Expectation failed',
+      detail: 'The only expectation supported is Expect: 100-continue',
+      instance: '/api/loans',
+    });
+    expect((await t.pool.query('SELECT count(*) FROM loans')).rows).toEqual(before.rows);
+  });
+});
+
 describe('clients that send too slowly', () => {
   it('answers 408 problem+json and closes the connection when the body dribbles past the request timeout', async () => {
     const response = await exchange(

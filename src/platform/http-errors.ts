@@ -109,7 +109,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) => {
     const path = requestPath(request);
     const allowed = allowedMethods(path);
-    if (allowed.length > 0) {
+    // A route that takes this method but found nothing under it (a missing file under /docs/static/*) is a 404.
+    if (allowed.length > 0 && !allowed.includes(request.method)) {
       return sendProblem(
         request,
         reply,

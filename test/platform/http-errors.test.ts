@@ -59,6 +59,16 @@ describe('problem+json for every error', () => {
     });
   });
 
+  it('answers 404, not 405, for a missing file under a route that takes GET', async () => {
+    const response = await t.app.inject({ url: '/docs/static/nope.js' });
+    expect(response.statusCode).toBe(404);
+    expect(response.headers.allow).toBeUndefined();
+    expect(response.json()).toMatchObject({
+      type: 'https://branchloans.com/problems/not-found',
+      detail: 'No route matches GET /docs/static/nope.js',
+    });
+  });
+
   it.each(['text/plain', 'application/x-www-form-urlencoded', 'application/xml'])(
     'answers 415 for a %s body',
     async (contentType) => {

@@ -171,7 +171,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
           'An optional `Idempotency-Key` makes retries safe.',
         headers: CreateHeaders,
         body: CreateLoanBody,
-        response: { 201: Loan, ...problemResponses(400, 413, 415, 422) },
+        response: { 201: Loan, ...problemResponses(400, 409, 413, 415, 422) },
       },
     },
     (request, reply) =>

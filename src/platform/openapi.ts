@@ -43,7 +43,9 @@ Microloans API of Branch Loans. Generated from the same schemas that validate re
   disbursement, or any date in the future, is a 400.
 - Idempotency keys are scoped to the caller. A request whose key is held by a running request waits up to two
   seconds for it (then replays its outcome), and only then answers 409 with \`Retry-After\`. Stored outcomes are
-  2xx and 400/404/409/412/422; a 5xx stores nothing.
+  2xx and 400/404/409/412/422 of a request the service processed; a 5xx stores nothing, and neither does a
+  request refused before processing (a body or parameter that fails validation, an unreadable body, a key or
+  role refused, a rate limit), so the key can be sent again with the request corrected.
 - An action's 409 lists \`current_status\` and \`allowed_actions\` (path segments); a stale \`If-Match\` is 412
   and carries the current \`ETag\`.
 
@@ -68,7 +70,7 @@ Microloans API of Branch Loans. Generated from the same schemas that validate re
 **Rate limits**
 - Requests to \`/api\` are counted per API key, or per client address for requests without a valid key, in windows of
   one minute (600 and 120 requests by default; \`RATE_LIMIT_PER_MINUTE\`, \`RATE_LIMIT_ANONYMOUS_PER_MINUTE\`). While
-  limiting is on (the default in staging and production) every \`/api\` response carries \`RateLimit-Limit\`,
+  limiting is on (the default in staging and production) every response of an \`/api\` route carries \`RateLimit-Limit\`,
   \`RateLimit-Remaining\`, \`RateLimit-Reset\` (seconds) and \`RateLimit-Policy\` (\`600;w=60\`), after
   draft-ietf-httpapi-ratelimit-headers. Over the limit → 429 \`rate-limited\` with \`Retry-After\` (seconds).
 
@@ -168,6 +170,22 @@ const HEADERS = {
     description: "The request's id: the client's `X-Request-ID` when well-formed, else a generated UUID",
     schema: { type: 'string', pattern: '^[A-Za-z0-9._:-]+$', maxLength: 128 },
   },
+  ETag: {
+    description: "The loan's version: send it as `If-Match` to act only on this version",
+    schema: { type: 'string', pattern: '^"[^"]+"$', maxLength: 128 },
+  },
+  Location: {
+    description: 'Where the created resource is read',
+    schema: { type: 'string', format: 'uri-reference', maxLength: 2048 },
+  },
+  Link: {
+    description: 'The next page, `<…>; rel="next"`: only when more loans match',
+    schema: { type: 'string', maxLength: 8192 },
+  },
+  'Idempotent-Replayed': {
+    description: 'On an answer replayed for an `Idempotency-Key` seen before: `true`',
+    schema: { type: 'string', enum: ['true'] },
+  },
   'Access-Control-Allow-Origin': {
     description:
       "Only on a browser's request from an origin listed in CORS_ORIGINS (none by default): that origin",
@@ -229,8 +247,36 @@ interface ResponseObject {
   headers?: Record<string, unknown>;
 }
 interface OperationObject {
+  operationId?: string;
   security?: unknown[];
+  parameters?: { in?: string; name?: string }[];
   responses?: Record<string, ResponseObject>;
+}
+
+/** The headers loans.routes.ts adds to these operations' successful answers. */
+const SUCCESS_HEADERS: Readonly<Record<string, HeaderName[]>> = {
+  createLoan: ['Location', 'ETag'],
+  getLoan: ['ETag'],
+  listLoans: ['Link'],
+  approveLoan: ['ETag'],
+  rejectLoan: ['ETag'],
+  disburseLoan: ['ETag'],
+  defaultLoan: ['ETag'],
+  recordRepayment: ['Location', 'ETag'],
+};
+const STORED_OUTCOME = /^(2..|400|404|409|412|422)$/;
+
+/** The headers of one response of `operation` beyond those every operation with a key has. */
+function operationHeaders(operation: OperationObject, status: string): HeaderName[] {
+  const names: HeaderName[] = [];
+  if (/^2/.test(status)) names.push(...(SUCCESS_HEADERS[operation.operationId ?? ''] ?? []));
+  // A stale If-Match is answered with the current version.
+  if (status === '412') names.push('ETag');
+  const idempotent = operation.parameters?.some(
+    (parameter) => parameter.in === 'header' && parameter.name?.toLowerCase() === 'idempotency-key',
+  );
+  if (idempotent && STORED_OUTCOME.test(status)) names.push('Idempotent-Replayed');
+  return names;
 }
 
 /** The headers of every response of an operation that needs a key (so is rate limited). */
@@ -285,7 +331,7 @@ const SERVERS = [
 
 /**
  * What the generator has no option for: servers with their audience (`x-internal`), the response headers of
- * every operation that needs a key, and integer formats everywhere.
+ * the operations that need a key, and integer formats everywhere.
  */
 function published<T extends { paths?: object; components?: object }>(document: T): T {
   Object.assign(document, { servers: SERVERS });
@@ -294,7 +340,10 @@ function published<T extends { paths?: object; components?: object }>(document: 
     for (const operation of Object.values(pathItem)) {
       if (!operation.security?.length) continue;
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
-        response.headers = { ...response.headers, ...headerRefs(...responseHeaders(status)) };
+        response.headers = {
+          ...response.headers,
+          ...headerRefs(...responseHeaders(status), ...operationHeaders(operation, status)),
+        };
       }
     }
   }

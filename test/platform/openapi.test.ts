@@ -2,6 +2,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsPlugin from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildTestApp, JSON_HEADERS, type TestApp } from '../helpers/app.ts';
+import { TERMS } from '../helpers/loans.ts';
 
 // Every route the app registers, recorded as Fastify adds it, so a route missing from the document fails here.
 const registered = vi.hoisted(() => [] as { method: string; url: string; hidden: boolean }[]);
@@ -322,6 +323,44 @@ describe('GET /openapi.json', () => {
         for (const schema of schemas) expect(ajv.getSchema(schema), schema).toBeTypeOf('function');
       }
     }
+  });
+
+  it('documents the headers the loan routes add, and they are on the answers', async () => {
+    const headersOf = (key: string, status: string) =>
+      Object.keys((operation(key).responses[status] as { headers?: object }).headers ?? {});
+    expect(headersOf('POST /api/loans', '201')).toEqual(
+      expect.arrayContaining(['Location', 'ETag', 'Idempotent-Replayed']),
+    );
+    expect(headersOf('POST /api/loans', '409')).toContain('Idempotent-Replayed');
+    expect(headersOf('POST /api/loans/{id}/repayments', '201')).toEqual(
+      expect.arrayContaining(['Location', 'ETag', 'Idempotent-Replayed']),
+    );
+    expect(headersOf('GET /api/loans/{id}', '200')).toContain('ETag');
+    expect(headersOf('GET /api/loans', '200')).toContain('Link');
+    expect(headersOf('POST /api/loans/{id}/approve', '200')).toContain('ETag');
+    expect(headersOf('POST /api/loans/{id}/approve', '412')).toContain('ETag');
+    expect(headersOf('GET /api/loans/{id}', '200')).not.toContain('Idempotent-Replayed');
+    for (const name of ['ETag', 'Location', 'Link', 'Idempotent-Replayed']) {
+      expect(doc.components.headers, name).toHaveProperty([name]);
+    }
+
+    const created = await t.app.inject({
+      method: 'POST',
+      url: '/api/loans',
+      headers: { ...JSON_HEADERS, 'idempotency-key': 'openapi-headers' },
+      payload: JSON.stringify({ ...TERMS, borrower_id: 'openapi_headers' }),
+    });
+    expect(created.headers.location).toBe(`/api/loans/${created.json().id}`);
+    expect(created.headers.etag).toMatch(/^"[^"]+"$/);
+    const replayed = await t.app.inject({
+      method: 'POST',
+      url: '/api/loans',
+      headers: { ...JSON_HEADERS, 'idempotency-key': 'openapi-headers' },
+      payload: JSON.stringify({ ...TERMS, borrower_id: 'openapi_headers' }),
+    });
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    const fetched = await t.app.inject({ url: created.headers.location! });
+    expect(fetched.headers.etag).toBe(created.headers.etag);
   });
 });
 

@@ -17,9 +17,14 @@ export function parseJsonBody(text: string): unknown {
   try {
     return parse(text, null, parseNumberLiteral);
   } catch (error) {
-    throw new AppError('invalid-json', {
-      detail: `The request body is not valid JSON: ${error instanceof Error ? error.message : 'parse error'}`,
-    });
+    // The parser recurses per level: past the stack's depth it fails with the engine's own message.
+    const reason =
+      error instanceof RangeError
+        ? 'nested too deeply'
+        : error instanceof Error
+          ? error.message
+          : 'parse error';
+    throw new AppError('invalid-json', { detail: `The request body is not valid JSON: ${reason}` });
   }
 }
 

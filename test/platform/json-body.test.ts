@@ -34,4 +34,11 @@ describe('parseJsonBody', () => {
       expect((error as AppError).status).toBe(400);
     }
   });
+
+  it('says a body nested past the stack is nested too deeply, not what the engine says', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    expect(() => parseJsonBody(deep)).toThrow(
+      expect.objectContaining({ detail: 'The request body is not valid JSON: nested too deeply' }),
+    );
+  });
 });

@@ -40,7 +40,7 @@ function unreadable(request: FastifyRequest): AppError | undefined {
     });
   }
   const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1];
-  if (charset !== undefined && charset.toLowerCase() !== 'utf-8') {
+  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
     return new AppError('unsupported-media-type', {
       detail: `charset=${charset} is not supported; send the body as application/json in UTF-8`,
     });

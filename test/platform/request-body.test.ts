@@ -44,6 +44,7 @@ describe('reading a request body', () => {
   it.each([
     ['Content-Encoding: identity', { 'content-encoding': 'identity' }],
     ['charset=UTF-8', { 'content-type': 'application/json; charset=UTF-8' }],
+    ['charset=utf8', { 'content-type': 'application/json; charset=utf8' }],
   ])('reads a body sent with %s', async (_name, headers) => {
     const response = await postRaw('/api/loans', { 'content-type': 'application/json', ...headers }, CREATE);
     expect(response.statusCode).toBe(201);

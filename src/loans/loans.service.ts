@@ -5,6 +5,7 @@ import { checkCurrency } from '../money/currencies.ts';
 import { calendarDateOf } from '../platform/calendar.ts';
 import type { Pool } from '../platform/database.ts';
 import { type FieldError, notFound, validationError } from '../platform/errors.ts';
+import { inUtc } from '../platform/timestamps.ts';
 import { loanPosition } from './allocation.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { listEvents } from './events.repository.ts';
@@ -54,8 +55,8 @@ export function createLoansService(deps: { pool: Pool; readPool: Pool; config: C
         status: query.status,
         currency,
         borrowerId: query.borrower_id,
-        createdAfter: query.created_after,
-        createdBefore: query.created_before,
+        createdAfter: query.created_after && inUtc(query.created_after),
+        createdBefore: query.created_before && inUtc(query.created_before),
       };
       const rows = await listLoans(readPool, filters, after, query.limit + 1);
       const page = rows.slice(0, query.limit);

@@ -14,6 +14,12 @@ export function isStorableInstant(value: string): boolean {
 /** An instant as the API writes it (what Date#toISOString gives): "2026-12-02T10:14:21.123Z". */
 export type Rfc3339 = string;
 
+/**
+ * A client's RFC 3339 instant (any offset, any fraction) in the API's own form, which PostgreSQL reads
+ * as it is: it refuses offsets past ±15:59, which RFC 3339 allows.
+ */
+export const inUtc = (instant: string): Rfc3339 => new Date(instant).toISOString();
+
 // DateStyle ISO, any session time zone: "2026-12-02 15:44:21.123456+05:30", "0044-03-15 12:00:00+00:19:32 BC".
 const PG_TIMESTAMPTZ =
   /^(\d{4,})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)(?:\.(\d+))?([+-])(\d\d)(?::(\d\d))?(?::(\d\d))?( BC)?$/;

@@ -21,12 +21,20 @@ const common: Options = {
   verbose: true, // errors carry their schema, for `x-error-message`
 };
 
-const rfc3339 = (fullFormats['date-time'] as { validate: (value: string) => boolean }).validate;
+const validDateTime = (fullFormats['date-time'] as { validate: (value: string) => boolean }).validate;
+// ajv-formats also takes a space for the T and an offset without its colon; RFC 3339's grammar does not.
+const RFC3339_SHAPE = /^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)$/;
 
-/** ajv-formats with one change: a date-time must also be an instant PostgreSQL can store (no year 0000). */
+/**
+ * ajv-formats with one change: a date-time must be written as RFC 3339 writes it, and be an instant
+ * PostgreSQL can store (no year 0000).
+ */
 function withFormats(ajv: Ajv): Ajv {
   addFormats(ajv);
-  return ajv.addFormat('date-time', (value: string) => rfc3339(value) && isStorableInstant(value));
+  return ajv.addFormat(
+    'date-time',
+    (value: string) => RFC3339_SHAPE.test(value) && validDateTime(value) && isStorableInstant(value),
+  );
 }
 
 // Bodies are JSON and must have the right types. Query strings and paths are text: an integer there

@@ -99,6 +99,10 @@ describe('GET /api/loans', () => {
     ['borrower_id=usr_1', (n: number) => n % 3 === 1],
     ['created_after=2026-01-02T04:00:00Z', (n: number) => Math.min(n, 30) > 28],
     ['created_before=2026-01-01T03:00:00.000Z', (n: number) => n < 3],
+    // 2026-01-01T19:00:00Z: an offset past ±15:59 is RFC 3339 too.
+    ['created_before=2026-01-01T03:00:00-16:00', (n: number) => n < 19],
+    // 2026-01-01T04:00:59.999Z, more fraction digits than a millisecond
+    ['created_after=2026-01-02T03:59:59.9999999%2B23:59', (n: number) => n > 4],
     ['status=approved&currency=KES', (n: number) => n % 6 === 1 && n % 3 === 1],
   ])('filters by %s', async (query, keep) => {
     const response = await get(`/api/loans?${query}`);
@@ -126,6 +130,13 @@ describe('GET /api/loans', () => {
       'created_after',
       'must be an RFC 3339 timestamp from 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z',
     ],
+    ...['2026-01-01T00:00:00%2B0530', '2026-01-01%2000:00:00Z', '2026-01-01T00:00Z'].map(
+      (value): [string, string, string] => [
+        `created_after=${value}`,
+        'created_after',
+        'must be an RFC 3339 timestamp from 0001-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z',
+      ],
+    ),
     ['cursor=garbage', 'cursor', 'is not a cursor this API issued; follow the Link header'],
     ['page=2', 'page', 'is not a supported query parameter'],
     ['borrower_id=a%20b', 'borrower_id', expect.stringContaining('1–64')],

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, maxHeaderSize, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { ConnectionError, FastifyInstance } from 'fastify';
+import type { ConnectionError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Config } from '../config.ts';
 import { AppError } from './errors.ts';
 import { problemResponse } from './http-errors.ts';
@@ -97,10 +97,43 @@ export function problemClientErrorHandler(timeouts: HttpTimeouts) {
 /** Requests that asked for an expectation other than 100-continue, which no route can meet. */
 const unmetExpectations = new WeakSet<IncomingMessage>();
 
+// Fields a request may carry once: Node would keep the first and drop the rest without a word.
+const SINGLE_FIELDS = new Set(['host', 'content-type', 'authorization', 'x-api-key']);
+// RFC 3986 host (a reg-name, an IPv4 address or a bracketed IP literal) and an optional port.
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]+)(?::[0-9]*)?$/;
+
+function repeatedField(rawHeaders: string[]): string | undefined {
+  const seen = new Set<string>();
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!.toLowerCase();
+    if (!SINGLE_FIELDS.has(name)) continue;
+    if (seen.has(name)) return name;
+    seen.add(name);
+  }
+  return undefined;
+}
+
+/** Why the request's header section is not one the service can act on, if it is not (RFC 9112 §3.2). */
+function malformedHeaders(request: FastifyRequest): string | undefined {
+  const { host } = request.headers;
+  if (host === undefined) {
+    return request.raw.httpVersion === '1.1' ? 'An HTTP/1.1 request must have a Host header' : undefined;
+  }
+  if (!HOST.test(host)) return 'The Host header is not a valid host';
+  const repeated = repeatedField(request.raw.rawHeaders);
+  if (repeated) return `The request has more than one ${repeated} header`;
+  if (request.headers.authorization !== undefined && request.headers['x-api-key'] !== undefined) {
+    return 'Send the API key in Authorization or in X-API-Key, not both';
+  }
+  return undefined;
+}
+
 /**
- * Two requests Node's server would refuse itself with an empty body: an HTTP/1.1 request without Host
- * (400) and an Expect other than 100-continue (417). Node lets them through to the app (app.ts turns off
- * requireHostHeader), and this hook refuses them like any other problem: headers, log line, metrics.
+ * Requests Node's server would refuse itself with an empty body — an HTTP/1.1 request without Host (400),
+ * an Expect other than 100-continue (417) — or would serve on a guess: a repeated or invalid Host, a
+ * repeated Content-Type or credential, two kinds of credential at once. Node lets them through to the
+ * app (app.ts turns off requireHostHeader), and this hook refuses them like any other problem: headers,
+ * log line, metrics.
  */
 export function registerRequestChecks(app: FastifyInstance): void {
   app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
@@ -108,9 +141,8 @@ export function registerRequestChecks(app: FastifyInstance): void {
     app.server.emit('request', request, response);
   });
   app.addHook('onRequest', async (request) => {
-    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
-      throw new AppError('malformed-request', { detail: 'An HTTP/1.1 request must have a Host header' });
-    }
+    const malformed = malformedHeaders(request);
+    if (malformed) throw new AppError('malformed-request', { detail: malformed });
     if (unmetExpectations.has(request.raw)) {
       throw new AppError('expectation-failed', {
         detail: 'The only expectation supported is Expect: 100-continue',

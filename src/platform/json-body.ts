@@ -29,7 +29,7 @@ export function parseJsonBody(text: string): unknown {
 }
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/i;
+const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/gi;
 
 /** Why the body cannot be read as JSON text at all: a coding or charset other than UTF-8 as sent. */
 function unreadable(request: FastifyRequest): AppError | undefined {
@@ -39,8 +39,9 @@ function unreadable(request: FastifyRequest): AppError | undefined {
       detail: `Content-Encoding ${coding} is not supported; send the body uncompressed`,
     });
   }
-  const charset = CHARSET.exec(request.headers['content-type'] ?? '')?.[1];
-  if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+  const charsets = [...(request.headers['content-type'] ?? '').matchAll(CHARSET)].map((match) => match[1]);
+  const charset = charsets.find((name) => !/^utf-?8$/i.test(name ?? ''));
+  if (charset !== undefined) {
     return new AppError('unsupported-media-type', {
       detail: `charset=${charset} is not supported; send the body as application/json in UTF-8`,
     });

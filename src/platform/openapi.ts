@@ -22,8 +22,9 @@ Microloans API of Branch Loans. Generated from the same schemas that validate re
 - Requests that break HTTP itself are answered with problem+json too, then the connection is closed: a
   malformed request 400 (\`malformed-request\`), a header section over the server's limit 431
   (\`request-header-fields-too-large\`), a request whose headers or body do not arrive in the configured time
-  408 (\`request-timeout\`). An HTTP/1.1 request without \`Host\` is a 400 (\`malformed-request\`) and an
-  \`Expect\` other than \`100-continue\` a 417 (\`expectation-failed\`).
+  408 (\`request-timeout\`). An HTTP/1.1 request without \`Host\`, a repeated or invalid \`Host\`, a
+  repeated \`Content-Type\`, \`Authorization\` or \`X-API-Key\`, or a key in both \`Authorization\` and \`X-API-Key\`
+  is a 400 (\`malformed-request\`); an \`Expect\` other than \`100-continue\` a 417 (\`expectation-failed\`).
 - A body is JSON in UTF-8: another \`charset\` or any \`Content-Encoding\` but \`identity\` is a 415, bytes that
   are not UTF-8 a 400 (\`invalid-json\`). An empty body is no body. A JSON number is judged by the digits sent:
   \`100.100\` has three fraction digits, as \`"100.100"\` does.

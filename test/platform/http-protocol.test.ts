@@ -216,6 +216,53 @@ describe('requests Node would refuse with an empty body', () => {
     expect(response.headers['x-content-type-options']).toBe('nosniff');
   });
 
+  it.each([
+    [
+      'two Host fields',
+      'Host: a.example\r\nHost: b.example\r\n',
+      'The request has more than one host header',
+    ],
+    ['an invalid Host', 'Host: a b\r\n', 'The Host header is not a valid host'],
+    [
+      'two Content-Type fields',
+      'Host: x\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\n',
+      'The request has more than one content-type header',
+    ],
+    [
+      'two Authorization fields',
+      'Host: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n',
+      'The request has more than one authorization header',
+    ],
+    [
+      'Authorization and X-API-Key together',
+      'Host: x\r\nAuthorization: Bearer a\r\nX-API-Key: b\r\n',
+      'Send the API key in Authorization or in X-API-Key, not both',
+    ],
+  ])('answers 400 problem+json to %s, and creates nothing', async (_name, fields, detail) => {
+    const before = await t.pool.query('SELECT count(*) FROM loans');
+    const body = JSON.stringify({
+      borrower_id: 'b',
+      amount: '1.00',
+      currency: 'INR',
+      term_months: 1,
+      interest_rate_apr: '0',
+    });
+    const response = await exchange(
+      send(
+        `POST /api/loans HTTP/1.1\r\n${fields}${fields.includes('Content-Type') ? '' : 'Content-Type: application/json\r\n'}` +
+          `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      ),
+    );
+    expectProblem(response, {
+      status: '400 Bad Request',
+      type: 'malformed-request',
+      title: 'Malformed HTTP request',
+      detail,
+      instance: '/api/loans',
+    });
+    expect((await t.pool.query('SELECT count(*) FROM loans')).rows).toEqual(before.rows);
+  });
+
   it('serves an HTTP/1.0 request without Host', async () => {
     const response = await exchange(send('GET /liveness HTTP/1.0\r\n\r\n'));
     expect(response.statusLine).toBe('HTTP/1.1 200 OK');

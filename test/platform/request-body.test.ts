@@ -30,6 +30,11 @@ describe('reading a request body', () => {
       { 'content-type': 'application/json;charset="windows-1252"' },
       'windows-1252',
     ],
+    [
+      'a second charset',
+      { 'content-type': 'application/json;charset=utf-8;charset=latin1' },
+      'charset=latin1',
+    ],
   ])('answers 415 for %s and creates nothing', async (_name, headers, detail) => {
     const before = await counts();
     const response = await postRaw('/api/loans', { 'content-type': 'application/json', ...headers }, CREATE);

@@ -9,6 +9,7 @@ import type { Config } from '../config.ts';
 import { AppError } from './errors.ts';
 import { problemResponse } from './http-errors.ts';
 import { requestIdFrom } from './request-id.ts';
+import { HEADERS_WITHOUT_HOOKS } from './security-headers.ts';
 
 type HttpTimeouts = Config['http'];
 
@@ -53,7 +54,7 @@ function rawHttpResponse(problem: AppError, path: string, requestId: string): st
   const lines = [
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
     `Date: ${new Date().toUTCString()}`,
-    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+    ...Object.entries({ ...HEADERS_WITHOUT_HOOKS, ...headers }).map(([name, value]) => `${name}: ${value}`),
     `Content-Length: ${Buffer.byteLength(body)}`,
     `X-Request-ID: ${requestId}`,
     'Connection: close',

@@ -92,6 +92,8 @@ function expectProblem(
   expect(response.statusLine).toBe(`HTTP/1.1 ${expected.status}`);
   expect(response.headers['content-type']).toBe('application/problem+json; charset=utf-8');
   expect(response.headers.connection).toBe('close');
+  // Security headers, as on every other answer.
+  expect(response.headers['x-content-type-options']).toBe('nosniff');
   expect(Number(response.headers['content-length'])).toBe(Buffer.byteLength(response.body));
   expect(JSON.parse(response.body)).toEqual({
     type: PROBLEM_BASE + expected.type,

@@ -137,12 +137,6 @@ export async function recordRepayment(
   if ('reason' in amount) throw validationError([inBody('amount', amount.reason)]);
   const paidOn = pastDate(body.paid_on, calendarDateOf(now), 'paid_on', loan.disbursed_on!);
   const prior = locked.repaidMinor;
-  if (prior.length >= MAX_REPAYMENTS_PER_LOAN) {
-    throw new AppError('validation-error', {
-      status: 422,
-      detail: `a loan takes at most ${MAX_REPAYMENTS_PER_LOAN} repayments; pay what is outstanding in one`,
-    });
-  }
   const planned = planRepayment(scheduleOf(loan, loan.disbursed_on!), prior, amount.minor, paidOn);
   if (!planned.accepted) {
     const owed = formatMoney(planned.outstandingMinor, loan.currency);
@@ -154,6 +148,13 @@ export async function recordRepayment(
     });
   }
   const { plan } = planned;
+  // The last repayment a loan takes must clear it: one that did not would leave a balance nothing could pay.
+  if (prior.length + 1 >= MAX_REPAYMENTS_PER_LOAN && !plan.cleared) {
+    throw new AppError('validation-error', {
+      status: 422,
+      detail: `a loan takes at most ${MAX_REPAYMENTS_PER_LOAN} repayments and this would be the last; pay what is outstanding in one`,
+    });
+  }
 
   const repayment = repaymentRow({
     loanId: loan.id,

@@ -289,6 +289,7 @@ export const loansRoutes: FastifyPluginAsyncTypebox<{
           'Allowed on disbursed and defaulted loans. Allocated to the oldest installment first, interest before ' +
           'principal. The payment that clears the balance moves the loan to `repaid` in the same transaction. ' +
           'More than the outstanding balance → 422. ' +
+          `A loan takes at most ${REPAYMENTS_BOUND} repayments; the last must clear it (422 otherwise). ` +
           LIFECYCLE,
         params: IdParams,
         headers: ActionHeadersKeyRequired,

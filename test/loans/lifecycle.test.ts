@@ -540,23 +540,26 @@ describe('audit events', () => {
 });
 
 describe('the number of repayments', () => {
-  it('is bounded: the 10,001st repayment of a loan is refused with 422, changing nothing', async () => {
+  it('is bounded: the 10,000th repayment must clear the loan, so it can always be repaid', async () => {
     const id = await loanIn(t.app, 'disbursed');
     await t.pool.query(
       `INSERT INTO repayments (loan_id, amount_minor, interest_minor, principal_minor, paid_on, actor, request_id)
-       SELECT $1, 1, 1, 0, CURRENT_DATE, 'test', 'bulk' FROM generate_series(1, 10000)`,
+       SELECT $1, 1, 1, 0, CURRENT_DATE, 'test', 'bulk' FROM generate_series(1, 9999)`,
       [id],
     );
-    const refused = await post(
-      t.app,
-      `/api/loans/${id}/repayments`,
-      { amount: '1.00' },
-      { 'idempotency-key': newKey() },
-    );
+    const repay = (amount: string) =>
+      post(t.app, `/api/loans/${id}/repayments`, { amount }, { 'idempotency-key': newKey() });
+    const refused = await repay('1.00');
     expect(refused.statusCode).toBe(422);
     expect(refused.json().detail).toBe(
-      'a loan takes at most 10000 repayments; pay what is outstanding in one',
+      'a loan takes at most 10000 repayments and this would be the last; pay what is outstanding in one',
     );
+    expect(await count('SELECT count(*) AS n FROM repayments WHERE loan_id = $1', [id])).toBe(9999);
+
+    const owed: string = (await repay('9999999.00')).json().outstanding_balance;
+    const last = await repay(owed);
+    expect(last.statusCode).toBe(201);
+    expect((await t.app.inject({ url: `/api/loans/${id}` })).json().status).toBe('repaid');
     expect(await count('SELECT count(*) AS n FROM repayments WHERE loan_id = $1', [id])).toBe(10000);
   });
 });

@@ -33,7 +33,7 @@ import { runPeriodically } from './platform/periodic.ts';
 import { registerRateLimit } from './platform/rate-limit.ts';
 import { requestIdFrom } from './platform/request-id.ts';
 import { HEADERS_WITHOUT_HOOKS, registerSecurityHeaders } from './platform/security-headers.ts';
-import { validatorCompiler } from './platform/validation.ts';
+import { refuseUndeclaredQueryParameters, validatorCompiler } from './platform/validation.ts';
 import { statsRoutes } from './stats/stats.routes.ts';
 import { createStatsService } from './stats/stats.service.ts';
 
@@ -111,6 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
+  refuseUndeclaredQueryParameters(app);
   registerJsonBodyParser(app);
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

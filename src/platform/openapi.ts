@@ -16,7 +16,8 @@ Microloans API of Branch Loans. Generated from the same schemas that validate re
   (\`errors[].pointer\`, e.g. \`/amount\`); query and path problems name the parameter (\`errors[].parameter\`).
 - \`X-Request-ID\` (1–128 chars of \`[A-Za-z0-9._:-]\`) is echoed; otherwise one is generated.
 - Free text (reasons, notes, references) must not contain NUL characters or unpaired UTF-16 surrogates, which
-  PostgreSQL cannot store: 400. Integers in query strings are plain decimals (\`200\`, not \`2e2\`, \`0200\` or
+  PostgreSQL cannot store: 400. A query parameter an operation does not declare is a 400, on every \`/api\`
+  operation. Integers in query strings are plain decimals (\`200\`, not \`2e2\`, \`0200\` or
   \`200.0\`); timestamps in filters run from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z; a cursor this API
   did not issue is a 400.
 - Requests that break HTTP itself are answered with problem+json too, then the connection is closed: a

@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
-import type { FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
+import type { FastifyInstance, FastifySchemaCompiler, FastifySchemaValidationError } from 'fastify';
 import type { FieldError } from './errors.ts';
 import { isStorableInstant } from './timestamps.ts';
 
@@ -131,4 +131,18 @@ export function toFieldErrors(errors: FastifySchemaValidationError[], part: stri
     }
   }
   return result;
+}
+
+/** A query string with no parameters: what an /api route that declares none accepts. */
+const NO_PARAMETERS = { type: 'object', properties: {}, additionalProperties: false } as const;
+
+/**
+ * Unknown query parameters are a 400 on every /api route (API.md), not only on those that take some:
+ * a route that declares no query string accepts none. Register before the routes.
+ */
+export function refuseUndeclaredQueryParameters(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/api') || route.schema?.querystring) return;
+    route.schema = { ...route.schema, querystring: NO_PARAMETERS };
+  });
 }

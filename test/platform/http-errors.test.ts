@@ -59,6 +59,39 @@ describe('problem+json for every error', () => {
     });
   });
 
+  it.each([
+    ['GET', '/api/loans/6f1c4b7e-1111-4111-8111-111111111111?fields=id', 'fields'],
+    ['GET', '/api/loans/6f1c4b7e-1111-4111-8111-111111111111/events?limit=1', 'limit'],
+    ['POST', '/api/loans?dry_run=1', 'dry_run'],
+  ])(
+    'answers 400 to an unknown query parameter on %s %s, changing nothing',
+    async (method, url, parameter) => {
+      const before = await t.pool.query('SELECT count(*) FROM loans');
+      const response = await t.app.inject({
+        method: method as 'GET' | 'POST',
+        url,
+        headers: JSON_HEADERS,
+        ...(method === 'POST'
+          ? {
+              payload: {
+                borrower_id: 'b',
+                amount: '1.00',
+                currency: 'INR',
+                term_months: 1,
+                interest_rate_apr: '0',
+              },
+            }
+          : {}),
+      });
+      expect(response.statusCode).toBe(400);
+      expect(response.json()).toMatchObject({
+        type: 'https://branchloans.com/problems/validation-error',
+        errors: [{ parameter, message: 'is not a supported query parameter' }],
+      });
+      expect((await t.pool.query('SELECT count(*) FROM loans')).rows).toEqual(before.rows);
+    },
+  );
+
   it('answers 404, not 405, for a missing file under a route that takes GET', async () => {
     const response = await t.app.inject({ url: '/docs/static/nope.js' });
     expect(response.statusCode).toBe(404);

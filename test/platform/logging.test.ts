@@ -42,7 +42,7 @@ describe('the request log line', () => {
   it('is one JSON line per request with id, route template, status, duration, actor and client address', async () => {
     const id = await loanIn(t.app, 'pending');
     const response = await t.app.inject({
-      url: `/api/loans/${id}?x=1`,
+      url: `/api/loans/${id}`,
       headers: { 'x-request-id': 'abc-1' },
     });
     expect(response.statusCode).toBe(200);
@@ -65,6 +65,9 @@ describe('the request log line', () => {
       msg: 'request completed',
     });
     expect(lines[0]!.duration_ms).toBeGreaterThan(0);
+
+    await t.app.inject({ url: '/api/loans?limit=1', headers: { 'x-request-id': 'abc-2' } });
+    expect(linesOf(t.logs, 'abc-2')[0]).toMatchObject({ route: '/api/loans', path: '/api/loans' });
   });
 
   it('logs errors and unknown routes too, with their status', async () => {

@@ -117,10 +117,9 @@ function repeatedField(rawHeaders: string[]): string | undefined {
 /** Why the request's header section is not one the service can act on, if it is not (RFC 9112 §3.2). */
 function malformedHeaders(request: FastifyRequest): string | undefined {
   const { host } = request.headers;
-  if (host === undefined) {
-    return request.raw.httpVersion === '1.1' ? 'An HTTP/1.1 request must have a Host header' : undefined;
-  }
-  if (!HOST.test(host)) return 'The Host header is not a valid host';
+  if (host === undefined && request.raw.httpVersion === '1.1')
+    return 'An HTTP/1.1 request must have a Host header';
+  if (host !== undefined && !HOST.test(host)) return 'The Host header is not a valid host';
   const repeated = repeatedField(request.raw.rawHeaders);
   if (repeated) return `The request has more than one ${repeated} header`;
   if (request.headers.authorization !== undefined && request.headers['x-api-key'] !== undefined) {

@@ -265,6 +265,16 @@ describe('requests Node would refuse with an empty body', () => {
     expect((await t.pool.query('SELECT count(*) FROM loans')).rows).toEqual(before.rows);
   });
 
+  it('answers 400 to an HTTP/1.0 request without Host that sends two keys', async () => {
+    const response = await exchange(
+      send('GET /api/loans HTTP/1.0\r\nAuthorization: Bearer a\r\nX-API-Key: b\r\n\r\n'),
+    );
+    expect(response.statusLine).toBe('HTTP/1.1 400 Bad Request');
+    expect(JSON.parse(response.body).detail).toBe(
+      'Send the API key in Authorization or in X-API-Key, not both',
+    );
+  });
+
   it('serves an HTTP/1.0 request without Host', async () => {
     const response = await exchange(send('GET /liveness HTTP/1.0\r\n\r\n'));
     expect(response.statusLine).toBe('HTTP/1.1 200 OK');

@@ -3,9 +3,13 @@ import type { FastifyRequest } from 'fastify';
 
 const UNMATCHED_ROUTE = 'unmatched';
 
-/** The request's path, without its query string. */
+// An absolute-form target (RFC 9112 3.2.2, "GET http://host/path"), which the router routes by its path.
+const ORIGIN = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?]*/;
+
+/** The request's path, without its query string (or the origin of an absolute-form target). */
 export function requestPath(request: FastifyRequest): string {
-  return request.url.split('?')[0] ?? request.url;
+  const path = request.url.split('?')[0] ?? request.url;
+  return path.startsWith('/') ? path : path.replace(ORIGIN, '') || '/';
 }
 
 /** The route template keeps label cardinality bounded; unknown paths share one label. */

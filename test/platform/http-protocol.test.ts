@@ -275,6 +275,21 @@ describe('requests Node would refuse with an empty body', () => {
     );
   });
 
+  it('treats an absolute-form target (GET http://host/path) as its path', async () => {
+    const id = '6f1c4b7e-1111-4111-8111-111111111111';
+    const refused = await exchange(
+      send(`GET http://x/api/loans/${id}/approve HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
+    );
+    expect(refused.statusLine).toBe('HTTP/1.1 405 Method Not Allowed');
+    expect(refused.headers.allow).toBe('POST');
+    expect(JSON.parse(refused.body).instance).toBe(`/api/loans/${id}/approve`);
+    const list = await exchange(
+      send('GET http://x/api/loans?limit=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+    );
+    expect(list.statusLine).toBe('HTTP/1.1 200 OK');
+    expect(list.headers['cache-control']).toBe('no-store');
+  });
+
   it('serves an HTTP/1.0 request without Host', async () => {
     const response = await exchange(send('GET /liveness HTTP/1.0\r\n\r\n'));
     expect(response.statusLine).toBe('HTTP/1.1 200 OK');

@@ -31,22 +31,23 @@ export function parseJsonBody(text: string): unknown {
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)/gi;
 
-/** Why the body cannot be read as JSON text at all: a coding or charset other than UTF-8 as sent. */
-function unreadable(request: FastifyRequest): AppError | undefined {
+const UTF8_NAME = /^utf-?8$/i;
+
+/** Refuses a body that is not JSON text as sent: a content coding, or a charset other than UTF-8. */
+function checkReadable(request: FastifyRequest): void {
   const coding = request.headers['content-encoding'];
   if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
-    return new AppError('unsupported-media-type', {
+    throw new AppError('unsupported-media-type', {
       detail: `Content-Encoding ${coding} is not supported; send the body uncompressed`,
     });
   }
-  const charsets = [...(request.headers['content-type'] ?? '').matchAll(CHARSET)].map((match) => match[1]);
-  const charset = charsets.find((name) => !/^utf-?8$/i.test(name ?? ''));
-  if (charset !== undefined) {
-    return new AppError('unsupported-media-type', {
-      detail: `charset=${charset} is not supported; send the body as application/json in UTF-8`,
-    });
+  for (const [, charset = ''] of (request.headers['content-type'] ?? '').matchAll(CHARSET)) {
+    if (!UTF8_NAME.test(charset)) {
+      throw new AppError('unsupported-media-type', {
+        detail: `charset=${charset} is not supported; send the body as application/json in UTF-8`,
+      });
+    }
   }
-  return undefined;
 }
 
 function decodeUtf8(body: Buffer): string {
@@ -65,8 +66,7 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
   app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     try {
-      const problem = unreadable(request);
-      if (problem) throw problem;
+      checkReadable(request);
       const bytes = body as Buffer;
       done(null, bytes.length === 0 ? undefined : parseJsonBody(decodeUtf8(bytes)));
     } catch (error) {

@@ -204,6 +204,15 @@ describe('requests that are not valid HTTP', () => {
   });
 });
 
+// A body the service would accept: a refusal that creates nothing is the refusal, not the body.
+const VALID_CREATE = JSON.stringify({
+  borrower_id: 'b',
+  amount: '1.00',
+  currency: 'INR',
+  term_months: 1,
+  interest_rate_apr: '0',
+});
+
 describe('requests Node would refuse with an empty body', () => {
   it('answers 400 problem+json, with the usual headers, to an HTTP/1.1 request without Host', async () => {
     const response = await exchange(send('GET /liveness HTTP/1.1\r\nConnection: close\r\n\r\n'));
@@ -242,17 +251,10 @@ describe('requests Node would refuse with an empty body', () => {
     ],
   ])('answers 400 problem+json to %s, and creates nothing', async (_name, fields, detail) => {
     const before = await t.pool.query('SELECT count(*) FROM loans');
-    const body = JSON.stringify({
-      borrower_id: 'b',
-      amount: '1.00',
-      currency: 'INR',
-      term_months: 1,
-      interest_rate_apr: '0',
-    });
     const response = await exchange(
       send(
         `POST /api/loans HTTP/1.1\r\n${fields}${fields.includes('Content-Type') ? '' : 'Content-Type: application/json\r\n'}` +
-          `Content-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+          `Content-Length: ${VALID_CREATE.length}\r\nConnection: close\r\n\r\n${VALID_CREATE}`,
       ),
     );
     expectProblem(response, {
@@ -301,7 +303,7 @@ describe('requests Node would refuse with an empty body', () => {
     const response = await exchange(
       send(
         'POST /api/loans HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: bogus\r\n' +
-          'Content-Length: 2\r\nConnection: close\r\n\r\n{}',
+          `Content-Length: ${VALID_CREATE.length}\r\nConnection: close\r\n\r\n${VALID_CREATE}`,
       ),
     );
     expectProblem(response, {
